@@ -1,0 +1,79 @@
+"""The exact batch explainer (MacroBase's DIFF) over integer-coded attributes.
+
+>>> import numpy as np
+>>> from explain import BatchExplainer, encode_columns
+>>> model = ["M1"] * 50 + ["M2"] * 950
+>>> outlier = np.array([True] * 40 + [False] * 10 + [True] * 10 + [False] * 940)
+>>> [e.attributes for e in BatchExplainer().explain(encode_columns({"model": model}), outlier)]
+[(('model', 'M1'),)]
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from explain.encoding import EncodedAttributes
+from explain.itemsets import count_frequent_itemsets
+from explain.metrics import ratio_function
+from explain.result import Explanation
+from explain.rules import MODES, apply_rules
+
+
+class BatchExplainer:
+    """Minimal or refined explanations of the outliers among all rows (DESIGN.md)."""
+
+    def __init__(
+        self,
+        min_support: float = 0.01,
+        min_ratio: float = 3.0,
+        ratio_metric: str = "risk_ratio",
+        max_order: int = 3,
+        mode: str = "refined",
+    ) -> None:
+        self.min_support = min_support
+        self.min_ratio = min_ratio
+        self.ratio_metric = ratio_metric
+        self.max_order = max_order
+        self.mode = mode
+
+    def explain(self, encoded: EncodedAttributes, is_outlier: np.ndarray) -> list[Explanation]:
+        """Explanations sorted by outlier count, ratio, then attributes."""
+        ratio = self._validate()
+        is_outlier = np.asarray(is_outlier, dtype=bool)
+        if is_outlier.ndim != 1 or len(is_outlier) != encoded.n_rows:
+            raise ValueError(
+                f"is_outlier: expected one flag per row ({encoded.n_rows}), got shape {is_outlier.shape}"
+            )
+        counts = count_frequent_itemsets(encoded, is_outlier, self.min_support, self.max_order)
+        found = apply_rules(
+            counts.counts, counts.outliers, counts.total,
+            min_support=self.min_support, min_ratio=self.min_ratio, ratio=ratio,
+            max_order=self.max_order, mode=self.mode,
+            item_key=lambda item: (item[0], str(encoded.values[item[0]][item[1]])),
+        )
+        return [
+            Explanation(
+                attributes=tuple((encoded.names[a], encoded.values[a][c]) for a, c in f.itemset),
+                support=f.outliers / counts.outliers,
+                ratio=f.ratio,
+                ratio_metric=self.ratio_metric,
+                outlier_count=f.outliers,
+                count=f.rows,
+            )
+            for f in found
+        ]
+
+    def _validate(self):
+        check_explainer_params(self.min_support, self.min_ratio, self.max_order, self.mode)
+        return ratio_function(self.ratio_metric)
+
+
+def check_explainer_params(min_support: float, min_ratio: float, max_order: int, mode: str) -> None:
+    """Raise ValueError naming the first parameter outside its domain."""
+    if not 0 < min_support <= 1:
+        raise ValueError(f"min_support: expected a number in (0, 1], got {min_support!r}")
+    if not min_ratio > 0:
+        raise ValueError(f"min_ratio: expected a number > 0, got {min_ratio!r}")
+    if max_order not in (1, 2, 3):
+        raise ValueError(f"max_order: expected 1, 2 or 3, got {max_order!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")

@@ -1,0 +1,58 @@
+"""Explanations as frozen dataclasses, and their strict-JSON form."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """An attribute combination over-represented among the outliers.
+
+    ``attributes`` are ``(name, value)`` pairs in attribute order; values are reported
+    as they appear in the data.
+    """
+
+    attributes: tuple[tuple[str, Any], ...]
+    support: float
+    ratio: float
+    ratio_metric: str
+    outlier_count: float
+    count: float
+
+    @property
+    def order(self) -> int:
+        return len(self.attributes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """DESIGN.md's JSON object; an infinite ratio becomes the string "inf"."""
+        return {
+            "attributes": {k: _json_value(v) for k, v in self.attributes},
+            "support": self.support,
+            self.ratio_metric: json_number(self.ratio),
+            "outlier_count": _count(self.outlier_count),
+            "count": _count(self.count),
+        }
+
+    def sentence(self) -> str:
+        """Plain words: "model=M101 and firmware=0.4: 12.1x more likely, 43% of outliers"."""
+        items = " and ".join(f"{k}={v}" for k, v in self.attributes)
+        times = "infinitely" if math.isinf(self.ratio) else f"{self.ratio:.1f}x"
+        return f"{items}: {times} more likely, {self.support:.0%} of outliers"
+
+
+def json_number(x: float) -> float | str:
+    """Strict JSON has no Infinity: write it as "inf"."""
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def _count(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else x
+
+
+def _json_value(v: Any) -> Any:
+    # NumPy scalars (from Arrow/Parquet) are not JSON-serialisable.
+    return v.item() if hasattr(v, "item") else v

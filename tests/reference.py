@@ -1,0 +1,114 @@
+"""Slow, obvious reference for DESIGN.md's explanation semantics, written from the spec.
+
+pandas group-bys over every attribute subset give exact counts; the rules are applied
+literally (every proper subset checked, every extension scanned). Shares no code with
+`explain/`.
+"""
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import pandas as pd
+
+
+def ratio_value(metric: str, o, n, O, N) -> float:
+    if metric == "risk_ratio":
+        if n == 0 or N == n:
+            return 0.0
+        if O == o:
+            return math.inf if o > 0 else 0.0
+        return (o / n) / ((O - o) / (N - n))
+    if metric == "global_ratio":
+        return 0.0 if n == 0 or O == 0 else (o / n) / (O / N)
+    if metric == "prevalence_ratio":
+        if n == 0 or o == 0:
+            return 0.0
+        if N == O:
+            return 1.0
+        if n == o:
+            return math.inf
+        return (o / (n - o)) / (O / (N - O))
+    raise ValueError(metric)
+
+
+def all_itemset_counts(df: pd.DataFrame, attributes: list[str], outlier_col: str, max_order: int):
+    """{frozenset of (attr, value): (o, n)} for every itemset present in the data."""
+    counts = {}
+    for k in range(1, max_order + 1):
+        for attrs in combinations(attributes, k):
+            g = df.groupby(list(attrs), dropna=True)[outlier_col].agg(["sum", "count"])
+            for key, row in g.iterrows():
+                key = key if isinstance(key, tuple) else (key,)
+                counts[frozenset(zip(attrs, key))] = (int(row["sum"]), int(row["count"]))
+    return counts
+
+
+def reference_explain(df, attributes, outlier_col="outlier", *, min_support=0.01, min_ratio=3.0,
+                      ratio_metric="risk_ratio", max_order=3, mode="refined"):
+    """List of dicts {attributes, outlier_count, count, support, ratio} in DESIGN.md order."""
+    N = len(df)
+    O = int(df[outlier_col].sum())
+    if O == 0:
+        return []
+    pos = {a: i for i, a in enumerate(attributes)}
+    counts = all_itemset_counts(df, attributes, outlier_col, max_order)
+
+    def support(s):
+        return counts[s][0] / O
+
+    def ratio(s):
+        o, n = counts[s]
+        return ratio_value(ratio_metric, o, n, O, N)
+
+    def passes(s):
+        return support(s) >= min_support and ratio(s) >= min_ratio
+
+    minimal = []
+    for s in counts:
+        if not passes(s):
+            continue
+        subsets = [frozenset(t) for k in range(1, len(s)) for t in combinations(s, k)]
+        if all(ratio(t) < min_ratio for t in subsets):
+            minimal.append(s)
+
+    def item_key(item):
+        return (pos[item[0]], str(item[1]))
+
+    def absorb(s):
+        while len(s) < max_order:
+            o, n = counts[s]
+            used = {a for a, _ in s}
+            best = None
+            for ext in counts:
+                if len(ext) != len(s) + 1 or not s < ext or support(ext) < min_support:
+                    continue
+                oe, ne = counts[ext]
+                if ratio(ext) < ratio(s):
+                    continue
+                rest = ratio_value(ratio_metric, o - oe, n - ne, O, N) if n - ne > 0 else 0.0
+                if rest >= min_ratio:
+                    continue
+                (added,) = [i for i in ext if i[0] not in used]
+                key = (-ratio(ext), -oe, item_key(added))
+                if best is None or key < best[0]:
+                    best = (key, ext)
+            if best is None:
+                return s
+            s = best[1]
+        return s
+
+    chosen = set(minimal) if mode == "minimal" else {absorb(s) for s in minimal}
+    rows = []
+    for s in chosen:
+        o, n = counts[s]
+        items = sorted(s, key=item_key)
+        rows.append({
+            "attributes": {a: v for a, v in items},
+            "outlier_count": o, "count": n, "support": o / O, "ratio": ratio(s),
+            "_key": (-o, -ratio(s), tuple(item_key(i) for i in items)),
+        })
+    rows.sort(key=lambda r: r["_key"])
+    for r in rows:
+        del r["_key"]
+    return rows
