@@ -6,10 +6,10 @@ any classifier, then ask :class:`BatchExplainer` for minimal or refined explanat
 from explain.batch import BatchExplainer, check_explainer_params
 from explain.encoding import EncodedAttributes, encode_column, encode_columns
 from explain.metrics import RATIO_METRICS, global_ratio, prevalence_ratio, ratio_function, risk_ratio
-from explain.result import Explanation, json_number
+from explain.result import Explanation, describe, json_number
 
 __all__ = [
     "BatchExplainer", "EncodedAttributes", "Explanation", "RATIO_METRICS",
-    "check_explainer_params", "encode_column", "encode_columns", "global_ratio",
+    "check_explainer_params", "describe", "encode_column", "encode_columns", "global_ratio",
     "json_number", "prevalence_ratio", "ratio_function", "risk_ratio",
 ]

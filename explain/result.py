@@ -37,9 +37,15 @@ class Explanation:
 
     def sentence(self) -> str:
         """Plain words: "model=M101 and firmware=0.4: 12.1x more likely, 43% of outliers"."""
-        items = " and ".join(f"{k}={v}" for k, v in self.attributes)
-        times = "infinitely" if math.isinf(self.ratio) else f"{self.ratio:.1f}x"
-        return f"{items}: {times} more likely, {self.support:.0%} of outliers"
+        return describe(dict(self.attributes), self.ratio, self.support)
+
+
+def describe(attributes: dict[str, Any], ratio: float | str, support: float) -> str:
+    """One explanation as a sentence (also used for JSON documents, where inf is "inf")."""
+    items = " and ".join(f"{k}={v}" for k, v in attributes.items())
+    ratio = float(ratio)
+    times = "infinitely" if math.isinf(ratio) else f"{ratio:.1f}x"
+    return f"{items}: {times} more likely, {support:.0%} of outliers"
 
 
 def json_number(x: float) -> float | str:

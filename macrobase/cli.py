@@ -1,0 +1,117 @@
+"""The ``macrobase`` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from typing import Sequence
+
+from explain.metrics import RATIO_METRICS
+
+
+class UsageError(ValueError):
+    """Bad usage or bad input: one line on stderr, exit status 2."""
+
+
+def _csv_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of column names")
+    return items
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="macrobase", description="Explain anomalies in event streams and files.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    e = sub.add_parser("explain", help="one batch DIFF over a CSV / JSON-lines / Parquet file")
+    e.add_argument("file")
+    e.add_argument("--metric", required=True, type=_csv_list,
+                   help="metric column (several, comma-separated, for --classifier mcd)")
+    e.add_argument("--attributes", required=True, type=_csv_list, help="comma-separated attribute columns")
+    e.add_argument("--classifier", default="percentile",
+                   choices=["percentile", "mad", "mcd", "zscore", "predicate"])
+    cut = e.add_mutually_exclusive_group()
+    cut.add_argument("--percentile", type=float, help="outlier cut-off percentile (default 99)")
+    cut.add_argument("--score-cutoff", type=float, help="outlier iff score >= this (mad, mcd, zscore)")
+    cut.add_argument("--predicate", help="for --classifier predicate: e.g. '>= 60'")
+    e.add_argument("--tail", default="high", choices=["high", "low", "both"])
+    e.add_argument("--min-support", type=float, default=0.01)
+    e.add_argument("--min-ratio", type=float, default=3.0)
+    e.add_argument("--ratio-metric", default="risk_ratio", choices=list(RATIO_METRICS))
+    e.add_argument("--max-order", type=int, default=3, choices=[1, 2, 3])
+    e.add_argument("--mode", default="refined", choices=["refined", "minimal"])
+    e.add_argument("--format", default="table", choices=["table", "json"])
+
+    b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu)")
+    b.add_argument("--port", type=int, default=9092)
+
+    d = sub.add_parser("demo", help="the zero-configuration demo")
+    d.add_argument("--port", type=int, default=8050)
+    return p
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from connectors.files import read_file
+    from macrobase.diff import DiffRequest, run_diff
+    from macrobase.render import format_table
+
+    req = DiffRequest(
+        metrics=tuple(args.metric), attributes=tuple(args.attributes), classifier=args.classifier,
+        percentile=args.percentile, score_cutoff=args.score_cutoff, predicate=args.predicate,
+        tail=args.tail,
+        explainer=dict(min_support=args.min_support, min_ratio=args.min_ratio,
+                       ratio_metric=args.ratio_metric, max_order=args.max_order, mode=args.mode),
+    )
+    from macrobase.diff import build_classifier
+    from explain import BatchExplainer
+    build_classifier(req)                       # bad options fail before reading a big file
+    BatchExplainer(**req.explainer)._validate()
+    data = read_file(args.file, req.metrics, req.attributes)
+    doc = run_diff(data.table, req, dropped=data.dropped)
+    if args.format == "json":
+        json.dump(doc, sys.stdout, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(format_table(doc, args.ratio_metric))
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from connectors.broker import run_broker
+    return run_broker(args.port)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from macrobase.demo import run_demo
+    return run_demo(port=args.port)
+
+
+COMMANDS = {"explain": cmd_explain, "broker": cmd_broker, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        # Every user error in the code base is a ValueError (or an OS error on the path).
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, OSError) and exc.filename:
+            msg = f"{exc.filename}: {exc.strerror}"
+        print(f"macrobase {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # pragma: no cover - a bug, but users still get one line
+        if os.environ.get("MACROBASE_DEBUG"):
+            traceback.print_exc()
+        print(f"macrobase {args.command}: internal error: {type(exc).__name__}: {exc} "
+              "(set MACROBASE_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
