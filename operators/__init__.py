@@ -1,0 +1,30 @@
+"""Robust outlier classifiers and samplers on NumPy arrays (numpy + numba only).
+
+>>> import numpy as np
+>>> from operators import MAD
+>>> MAD().fit_predict(np.r_[np.arange(100.0), 1e6])[-1]
+np.True_
+"""
+
+from operators.base import Classifier, NotFittedError, OperatorError
+from operators.mad import MAD
+from operators.mcd import MCD
+from operators.percentile import Percentile
+from operators.predicate import Predicate
+from operators.registry import CLASSIFIERS, make_classifier
+from operators.reservoir import DampedReservoir
+from operators.zscore import ZScore
+
+__all__ = [
+    "CLASSIFIERS",
+    "Classifier",
+    "DampedReservoir",
+    "MAD",
+    "MCD",
+    "NotFittedError",
+    "OperatorError",
+    "Percentile",
+    "Predicate",
+    "ZScore",
+    "make_classifier",
+]

@@ -1,0 +1,252 @@
+"""Shared machinery for the classifiers: parameter handling, input checks, errors.
+
+Conventions follow scikit-learn: ``__init__`` stores its arguments unchanged (it may
+reject obviously bad ones early, but sets nothing else), ``fit`` learns state into
+attributes ending in ``_`` and returns ``self``, and every check is repeated in ``fit``
+so ``set_params`` cannot smuggle in a bad value.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any
+
+import numpy as np
+
+from operators import _kernels as K
+
+TAILS = {"high": K.TAIL_HIGH, "low": K.TAIL_LOW, "both": K.TAIL_BOTH}
+
+
+class OperatorError(ValueError):
+    """A bad parameter or input for an operator (a ValueError, so callers can catch
+    either)."""
+
+
+class NotFittedError(OperatorError):
+    """score/predict/thresholds called before fit."""
+
+
+# --------------------------------------------------------------------------- parameter checks
+
+
+def check_tail(owner: str, tail: Any) -> int:
+    if not isinstance(tail, str) or tail not in TAILS:
+        raise OperatorError(f"{owner}: tail must be one of 'high', 'low', 'both'; got {tail!r}")
+    return TAILS[tail]
+
+
+def check_percentile(owner: str, name: str, p: Any) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise OperatorError(f"{owner}: {name} must be a number in (0, 100); got {p!r}")
+    p = float(p)
+    if not (0.0 < p < 100.0):
+        raise OperatorError(f"{owner}: {name} must be in the open interval (0, 100); got {p!r}")
+    return p
+
+
+def check_cutoff(owner: str, cutoff: Any) -> tuple[str, float] | None:
+    """Validate ``{"score": z}`` / ``{"percentile": p}``; None means the default."""
+    if cutoff is None:
+        return None
+    if not isinstance(cutoff, dict) or len(cutoff) != 1:
+        raise OperatorError(
+            f"{owner}: cutoff must be a dict with exactly one key 'score' or 'percentile'; "
+            f"got {cutoff!r}"
+        )
+    ((key, value),) = cutoff.items()
+    if key == "percentile":
+        return "percentile", check_percentile(owner, "cutoff['percentile']", value)
+    if key == "score":
+        if isinstance(value, bool) or not isinstance(
+            value, (int, float, np.integer, np.floating)
+        ) or not math.isfinite(float(value)) or float(value) < 0:
+            raise OperatorError(
+                f"{owner}: cutoff['score'] must be a finite number >= 0; got {value!r}"
+            )
+        return "score", float(value)
+    raise OperatorError(
+        f"{owner}: cutoff key must be 'score' or 'percentile'; got {key!r}"
+    )
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _finite_check(owner: str, arr: np.ndarray) -> None:
+    if arr.size == 0:
+        raise OperatorError(f"{owner}: X is empty; expected at least one row")
+    if np.isnan(arr).any():
+        raise OperatorError(f"{owner}: X contains NaN; drop or impute missing values first")
+
+
+def as_1d(owner: str, X: Any) -> np.ndarray:
+    """A contiguous float64 vector from a 1-D array or an (n, 1) column."""
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise OperatorError(f"{owner}: X must be numeric; {exc}") from None
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise OperatorError(
+            f"{owner}: X must be 1-D or shape (n, 1) for a univariate classifier; "
+            f"got shape {arr.shape}"
+        )
+    _finite_check(owner, arr)
+    return np.ascontiguousarray(arr)
+
+
+def as_2d(owner: str, X: Any) -> np.ndarray:
+    """A C-contiguous float64 matrix (a 1-D input is one feature)."""
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise OperatorError(f"{owner}: X must be numeric; {exc}") from None
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise OperatorError(f"{owner}: X must be 2-D (n_rows, n_features); got shape {arr.shape}")
+    _finite_check(owner, arr)
+    return np.ascontiguousarray(arr)
+
+
+# --------------------------------------------------------------------------- base class
+
+
+class Classifier:
+    """Base class: parameter introspection, fit_predict, fitted-state checks."""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> "Classifier":
+        valid = set(self._param_names())
+        for key, value in params.items():
+            if key not in valid:
+                raise OperatorError(
+                    f"{type(self).__name__}: unknown parameter {key!r}; expected one of {sorted(valid)}"
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_features_in_"):
+            raise NotFittedError(
+                f"{type(self).__name__}: not fitted; call fit(X) before score/predict/thresholds"
+            )
+
+    def fit(self, X: Any) -> "Classifier":  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def score(self, X: Any) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict(self, X: Any) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit_predict(self, X: Any) -> np.ndarray:
+        """fit(X) then predict(X)."""
+        return self.fit(X).predict(X)
+
+    def _check_names(self, metric_names: list[str], expected: int) -> list[str]:
+        names = list(metric_names)
+        if len(names) != expected:
+            raise OperatorError(
+                f"{type(self).__name__}: metric_names must have {expected} name(s); got {names!r}"
+            )
+        return names
+
+
+class UnivariateScorer(Classifier):
+    """Shared logic of MAD and ZScore: a centre, a scale, and a cut-off on the signed
+    score s = (x - centre) / scale.
+
+    * high: s >= z (or s >= the p-th percentile of the fit's signed scores)
+    * low:  s <= -z (or s <= the (100-p)-th percentile)
+    * both: |s| >= z (or |s| >= the p-th percentile of |s|)
+
+    ``threshold_`` is stored in signed-score units for that rule (so it is -z for
+    tail='low' with a score cut-off). ``score`` returns |s|.
+    """
+
+    _default_z = 3.0
+
+    def __init__(self, cutoff: dict | None = None, tail: str = "high") -> None:
+        self.cutoff = cutoff
+        self.tail = tail
+        self._validate()
+
+    def _validate(self) -> tuple[int, tuple[str, float]]:
+        owner = type(self).__name__
+        tail = check_tail(owner, self.tail)
+        cut = check_cutoff(owner, self.cutoff)
+        if cut is None:
+            cut = ("score", self._default_z)
+        return tail, cut
+
+    def _center_scale(self, x: np.ndarray) -> tuple[float, float]:  # pragma: no cover
+        raise NotImplementedError
+
+    def fit(self, X: Any) -> "UnivariateScorer":
+        tail, (kind, value) = self._validate()
+        x = as_1d(type(self).__name__, X)
+        center, scale = self._center_scale(x)
+        if kind == "score":
+            threshold = -value if tail == K.TAIL_LOW else value
+        else:
+            s = K.signed_scores(x, center, scale)
+            if tail == K.TAIL_HIGH:
+                threshold = float(np.percentile(s, value))
+            elif tail == K.TAIL_LOW:
+                threshold = float(np.percentile(s, 100.0 - value))
+            else:
+                threshold = float(np.percentile(np.abs(s), value))
+        self._center_ = float(center)
+        self.scale_ = float(scale)
+        self.threshold_ = threshold
+        self.n_features_in_ = 1
+        return self
+
+    def score(self, X: Any) -> np.ndarray:
+        """|x - centre| / scale as float64 (0 at the centre, +inf when scale is 0)."""
+        self._check_fitted()
+        x = as_1d(type(self).__name__, X)
+        return K.abs_scores(x, self._center_, self.scale_)
+
+    def signed_score(self, X: Any) -> np.ndarray:
+        """(x - centre) / scale, the quantity the tail rules compare."""
+        self._check_fitted()
+        x = as_1d(type(self).__name__, X)
+        return K.signed_scores(x, self._center_, self.scale_)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Boolean outlier labels under the tail rule and the learned threshold_."""
+        self._check_fitted()
+        x = as_1d(type(self).__name__, X)
+        return K.label_scores(x, self._center_, self.scale_, TAILS[self.tail], self.threshold_)
+
+    def thresholds(self, metric_names: list[str]) -> dict[str, dict[str, float]]:
+        """The cut-off in the metric's own units, e.g. {"power_drain": {"high": 812.3}}.
+
+        When the scale is 0 (constant training data) both bounds equal the centre:
+        values strictly beyond it score +inf.
+        """
+        self._check_fitted()
+        (name,) = self._check_names(metric_names, 1)
+        c, sc, t = self._center_, self.scale_, self.threshold_
+        if self.tail == "high":
+            return {name: {"high": c + t * sc}}
+        if self.tail == "low":
+            return {name: {"low": c + t * sc}}
+        return {name: {"low": c - t * sc, "high": c + t * sc}}
