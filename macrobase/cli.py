@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--mode", default="refined", choices=["refined", "minimal"])
     e.add_argument("--format", default="table", choices=["table", "json"])
 
+    r = sub.add_parser("run", help="run the configured pipelines (no web server)")
+    r.add_argument("config")
+    r.add_argument("--pipeline", action="append", help="only this pipeline (repeatable)")
+    r.add_argument("--for", dest="duration", type=float, metavar="SECONDS", help="stop after this long")
+
     b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu)")
     b.add_argument("--port", type=int, default=9092)
 
@@ -79,6 +84,23 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from macrobase.config import load_config
+    from macrobase.runner import run_pipelines
+
+    config = load_config(args.config)
+    known = [p.name for p in config.pipelines]
+    for name in args.pipeline or []:
+        if name not in known:
+            raise UsageError(f"--pipeline: no pipeline named {name!r} in {args.config} (have: {', '.join(known)})")
+    results = run_pipelines(config, args.pipeline, args.duration)
+    for run in results:
+        doc = run.last_document or {}
+        print(f"{doc.get('pipeline', '?')}: {doc.get('events', 0):,} events classified, "
+              f"{run.documents} snapshots stored, {doc.get('dead_letters', 0):,} dead letters", file=sys.stderr)
+    return 0
+
+
 def cmd_broker(args: argparse.Namespace) -> int:
     from connectors.broker import run_broker
     return run_broker(args.port)
@@ -89,7 +111,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(port=args.port)
 
 
-COMMANDS = {"explain": cmd_explain, "broker": cmd_broker, "demo": cmd_demo}
+COMMANDS = {"explain": cmd_explain, "run": cmd_run, "broker": cmd_broker, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,3 +64,54 @@ def planted_table(
             pa.array(codes[attr], mask=mask), pa.array(values)
         )
     return pa.table(columns), [dict(c.items) for c in causes]
+
+
+# --------------------------------------------------------------------------- live scenario
+# The demo's story, on a cycle of SCENARIO_PERIOD_S simulated seconds: one device is always
+# broken; a firmware rollout goes bad in one region, then is rolled back; meanwhile a
+# model/carrier combination starts misbehaving.
+SCENARIO_PERIOD_S = 240.0
+SCENARIO: tuple[tuple[float, float, Cause], ...] = (
+    (0.0, SCENARIO_PERIOD_S, Cause({"device_id": "D00042"}, 1.0)),
+    (10.0, 130.0, Cause({"region": "region-2", "firmware": "0.4"}, 0.7)),
+    (80.0, 220.0, Cause({"device_model": "M107", "carrier": "carrier-03"}, 0.6)),
+)
+
+
+def active_causes(t: float) -> list[Cause]:
+    """Causes active at simulated second ``t`` of the scenario."""
+    phase = t % SCENARIO_PERIOD_S
+    return [c for start, end, c in SCENARIO if start <= phase < end]
+
+
+def scenario_batch(rng: np.random.Generator, n: int, t0: float, t1: float,
+                   epoch_ms: int = 0) -> pa.RecordBatch:
+    """``n`` events spread over simulated seconds [t0, t1) of the live scenario."""
+    codes = {a: rng.integers(0, len(v), n, dtype=np.int32) for a, v in ATTRIBUTES.items()}
+    t = np.sort(rng.uniform(t0, t1, n))
+    anomalous = rng.random(n) < BACKGROUND_RATE
+    for start, end, cause in SCENARIO:
+        phase = t % SCENARIO_PERIOD_S
+        match = (phase >= start) & (phase < end)
+        for attr, value in cause.items.items():
+            match &= codes[attr] == ATTRIBUTES[attr].index(value)
+        anomalous |= match & (rng.random(n) < cause.probability)
+    drain = np.where(anomalous, rng.normal(200.0, 10.0, n), rng.normal(100.0, 10.0, n)).round(3)
+    columns = {"ts": pa.array(epoch_ms + (t * 1000).astype(np.int64)), "power_drain": pa.array(drain)}
+    for attr, values in ATTRIBUTES.items():
+        columns[attr] = pa.DictionaryArray.from_arrays(pa.array(codes[attr]), pa.array(values))
+    return pa.RecordBatch.from_pydict(columns)
+
+
+def to_json_lines(batch: pa.RecordBatch) -> list[bytes]:
+    """One JSON object per event, as a Kafka producer would send them."""
+    cols = batch.to_pydict()
+    keys = list(cols)
+    return [
+        ("{" + ",".join(f'"{k}":{_json(v)}' for k, v in zip(keys, row)) + "}").encode()
+        for row in zip(*(cols[k] for k in keys))
+    ]
+
+
+def _json(v) -> str:
+    return f'"{v}"' if isinstance(v, str) else ("null" if v is None else repr(v))

@@ -1,0 +1,239 @@
+"""Per-pipeline streaming state: encode, classify, explain, and snapshot.
+
+Pure Python over Arrow batches (no Beam): the Beam DoFn in :mod:`macrobase.pipeline`
+wraps one engine per pipeline key, and tests drive it directly.
+"""
+from __future__ import annotations
+
+import pickle
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from connectors.chunks import Chunk
+from explain.streaming import StreamingExplainer
+from explain.result import json_number
+from macrobase.columns import dictionary_codes, metric_matrix
+from macrobase.config import PercentileCutoff, PipelineConfig, PredicateCutoff, ScoreCutoff
+from operators.registry import make_classifier
+from operators.streaming import StreamingClassifier
+
+KEEP_DEAD_LETTERS = 1000
+HISTOGRAM_BINS = 40
+
+
+class ValueEncoder:
+    """A global, growing code space for one attribute: codes never change once given."""
+
+    def __init__(self) -> None:
+        self.codes: dict[Any, int] = {}
+        self.values: list[Any] = []
+
+    def encode(self, column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        local, dictionary = dictionary_codes(column)
+        # Python touches each *distinct* value of the batch once, never each row.
+        lut = np.empty(len(dictionary) + 1, dtype=np.int32)
+        lut[-1] = -1
+        for i, v in enumerate(dictionary.to_pylist()):
+            code = self.codes.get(v)
+            if code is None:
+                code = self.codes[v] = len(self.values)
+                self.values.append(v)
+            lut[i] = code
+        return lut[local]  # local -1 (null) picks lut[-1] = -1
+
+
+def build_classifier(cfg) -> StreamingClassifier:
+    c = cfg.classifier
+    if c.type == "predicate":
+        assert isinstance(c.cutoff, PredicateCutoff)
+        template = make_classifier("predicate", op=c.cutoff.op, value=c.cutoff.value)
+    elif c.type == "percentile":
+        p = c.cutoff.percentile if isinstance(c.cutoff, PercentileCutoff) else 99.0
+        template = make_classifier("percentile", percentile=p, tail=c.tail)
+    else:
+        cutoff = ({"score": c.cutoff.score} if isinstance(c.cutoff, ScoreCutoff)
+                  else {"percentile": c.cutoff.percentile})
+        params: dict[str, Any] = {"cutoff": cutoff, "tail": c.tail}
+        if c.type == "mcd":
+            params["random_state"] = 0
+        template = make_classifier(c.type, **params)
+    t = c.training
+    return StreamingClassifier(template, reservoir=t.reservoir, decay=t.decay,
+                               retrain_every=t.retrain_every, random_state=0)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One emitted result with what must be stored atomically alongside it."""
+
+    document: dict[str, Any]
+    dead_letters: tuple
+    offsets: dict[tuple[str, int], int]
+    checkpoint: bytes
+    final: bool = False
+
+
+@dataclass
+class _Counters:
+    events: int = 0            # classified since start
+    outliers: int = 0
+    dead_letters: int = 0
+    dropped: int = 0
+    interval_events: int = 0
+    interval_started: float = field(default_factory=time.monotonic)
+    lag: dict = field(default_factory=dict)
+    healthy: bool = True
+    error: str | None = None
+
+
+class StreamEngine:
+    """Everything one pipeline remembers between batches (and across restarts)."""
+
+    def __init__(self, cfg: PipelineConfig, topic: str | None = None) -> None:
+        self.cfg = cfg
+        s, e = cfg.event_schema, cfg.explainer
+        self.metrics = list(s.metrics)
+        self.attributes = list(s.attributes)
+        self.encoders = [ValueEncoder() for _ in self.attributes]
+        self.classifier = build_classifier(cfg)
+        self.explainer = StreamingExplainer(self.attributes, min_support=e.min_support, min_ratio=e.min_ratio,
+                                            ratio_metric=e.ratio_metric, max_order=e.max_order, mode=e.mode,
+                                            decay=e.decay)
+        self.held: list[tuple[list[np.ndarray], np.ndarray]] = []
+        self.offsets: dict[tuple[str, int], int] = {}
+        self.counters = _Counters()
+        self.pending_dead_letters: deque = deque(maxlen=KEEP_DEAD_LETTERS)
+        self.next_emit = time.monotonic() + e.emit_every
+        self.ended_sources: set[str] = set()
+
+    # -- ingest ---------------------------------------------------------------------------
+    def ingest(self, chunk: Chunk) -> None:
+        c = self.counters
+        c.healthy, c.error = chunk.healthy, chunk.error
+        if chunk.lag is not None:
+            c.lag[chunk.source] = chunk.lag
+        if chunk.end:
+            self.ended_sources.add(chunk.source)
+        if chunk.dead_letters or chunk.dropped:
+            self.pending_dead_letters.extend(chunk.dead_letters)
+            c.dead_letters += max(chunk.dropped, len(chunk.dead_letters))
+            c.dropped += chunk.dropped
+        if chunk.batch is not None and chunk.batch.num_rows:
+            self._ingest_rows(chunk.batch)
+        if chunk.batch is not None or chunk.end:
+            self.offsets[(chunk.source, chunk.partition)] = chunk.next_offset
+
+    def _ingest_rows(self, batch: pa.RecordBatch) -> None:
+        X = metric_matrix(batch, self.metrics)
+        codes = [enc.encode(batch.column(a)) for enc, a in zip(self.encoders, self.attributes)]
+        self.classifier.learn(X)
+        self.counters.interval_events += len(X)
+        if not self.classifier.ready:
+            self.held.append((codes, X))  # classified once the first model exists
+            return
+        for held_codes, held_X in self.held:
+            self._classify(held_codes, held_X)
+        self.held.clear()
+        self._classify(codes, X)
+
+    def _classify(self, codes: list[np.ndarray], X: np.ndarray) -> None:
+        labels = np.asarray(self.classifier.predict(X), dtype=bool)
+        self.explainer.update(codes, labels)
+        self.counters.events += len(labels)
+        self.counters.outliers += int(labels.sum())
+
+    # -- emit -----------------------------------------------------------------------------
+    def due(self, now: float | None = None) -> bool:
+        return (time.monotonic() if now is None else now) >= self.next_emit
+
+    def snapshot(self, pipeline: str, final: bool = False) -> Snapshot:
+        """The result document of DESIGN.md, then decay for the next interval."""
+        now = time.monotonic()
+        c = self.counters
+        elapsed = max(now - c.interval_started, 1e-9)
+        O, N = self.explainer.totals
+        found = self.explainer.explanations(item_key=self._item_key)
+        metric = self.cfg.explainer.ratio_metric
+        doc = {
+            "pipeline": pipeline,
+            "emitted_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "total": _number(N),
+            "outliers": _number(O),
+            "dropped": c.dropped,
+            "thresholds": self.classifier.thresholds(self.metrics),
+            "explanations": [self._explanation(f, O, metric) for f in found],
+            "events_per_second": round(c.interval_events / elapsed, 1),
+            "dead_letters": c.dead_letters,
+            "events": c.events,
+            "consumer_lag": sum(c.lag.values()) if c.lag else None,
+            "healthy": c.healthy,
+            "distribution": self._distribution(),
+        }
+        dead = tuple(self.pending_dead_letters)
+        self.pending_dead_letters.clear()
+        self.explainer.advance()
+        self.classifier.advance()
+        c.interval_events, c.interval_started = 0, now
+        self.next_emit = now + self.cfg.explainer.emit_every
+        # The checkpoint is taken after decay: a restored engine continues the next interval.
+        return Snapshot(doc, dead, dict(self.offsets), self.to_checkpoint(), final)
+
+    def _item_key(self, item: tuple[int, int]) -> tuple:
+        return item[0], str(self.encoders[item[0]].values[item[1]])
+
+    def _explanation(self, f, O: float, metric: str) -> dict[str, Any]:
+        return {
+            "attributes": {self.attributes[a]: self.encoders[a].values[code] for a, code in f.itemset},
+            "support": f.outliers / O if O else 0.0,
+            metric: json_number(f.ratio),
+            "outlier_count": _number(f.outliers),
+            "count": _number(f.rows),
+        }
+
+    def _distribution(self) -> dict[str, Any]:
+        sample = self.classifier.sample()
+        if sample.size == 0:
+            return {}
+        out = {}
+        for j, m in enumerate(self.metrics):
+            counts, edges = np.histogram(sample[:, j], bins=HISTOGRAM_BINS)
+            out[m] = {"edges": edges.round(6).tolist(), "counts": counts.tolist()}
+        return out
+
+    # -- checkpoint -----------------------------------------------------------------------
+    def to_checkpoint(self) -> bytes:
+        """Everything needed to resume: counts, model, codes, counters, offsets."""
+        state = {
+            "explainer": self.explainer.to_state(),
+            "classifier": self.classifier,
+            "encoders": [(e.values,) for e in self.encoders],
+            "held": self.held,
+            "offsets": self.offsets,
+            "counters": (self.counters.events, self.counters.outliers, self.counters.dead_letters,
+                         self.counters.dropped),
+        }
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, blob: bytes) -> "StreamEngine":
+        state = pickle.loads(blob)
+        self.explainer = StreamingExplainer.from_state(state["explainer"])
+        self.classifier = state["classifier"]
+        for enc, (values,) in zip(self.encoders, state["encoders"]):
+            enc.values = list(values)
+            enc.codes = {v: i for i, v in enumerate(enc.values)}
+        self.held = state["held"]
+        self.offsets = dict(state["offsets"])
+        c = self.counters
+        c.events, c.outliers, c.dead_letters, c.dropped = state["counters"]
+        return self
+
+
+def _number(x: float) -> int | float:
+    x = float(x)
+    return int(x) if x.is_integer() else round(x, 6)
