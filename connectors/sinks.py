@@ -60,6 +60,8 @@ __all__ = [
     "canonical_attributes",
     "describe_attributes",
     "iso_utc",
+    "PIPELINE_STATES",
+    "STATUS_FIELDS",
 ]
 
 RATIO_METRICS = ("risk_ratio", "global_ratio", "prevalence_ratio")
@@ -415,6 +417,96 @@ class SqliteSink(ResultSink):
                 self._conn.close()
                 self._conn = None
 
+
+    # ------------------------------------------------------------------ pipeline status
+    # Added for the HTTP API (/api/v1/pipelines, /metrics): one row per pipeline, replaced on
+    # every call. Kept out of ``write``'s transaction on purpose: status is advisory and is
+    # written more often than results (a crashed or degraded pipeline emits no documents).
+
+    def write_status(self, status: Mapping[str, Any]) -> None:
+        """Update the status row of ``status["pipeline"]`` (created on first use).
+
+        Fields (all but ``pipeline`` and ``state`` optional): ``pipeline``, ``state`` (one of
+        :data:`PIPELINE_STATES`), ``updated_at`` (default now), ``events``, ``outliers``,
+        ``events_per_second``, ``consumer_lag`` (int or None), ``dead_letters``,
+        ``last_error`` (str or None), ``emit_latency_ms`` (float or None), ``restarts``.
+        A field given is stored (None clears it); a field left out keeps its stored value,
+        so a supervisor can report ``{"state": "restarting", "restarts": 2}`` without
+        erasing the counters. Unknown keys are a ValueError (a misspelt field would
+        silently read as missing).
+
+        >>> import tempfile, os
+        >>> with SqliteSink(os.path.join(tempfile.mkdtemp(), "s.db")) as sink:
+        ...     sink.write_status({"pipeline": "t", "state": "running", "events": 10})
+        """
+        row = dict(zip(STATUS_FIELDS, _status_row(status)))
+        columns = [f for f in STATUS_FIELDS if f in ("pipeline", "state", "updated_at") or f in status]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "pipeline")
+        with self._lock:
+            conn = self._connection()
+            if not getattr(self, "_status_ready", False):
+                conn.execute(_STATUS_SCHEMA)
+                self._status_ready = True
+            conn.execute(
+                f"INSERT INTO pipeline_status ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+                f" ON CONFLICT (pipeline) DO UPDATE SET {updates}",
+                [row[c] for c in columns],
+            )
+
+
+#: The states a pipeline reports through ``SqliteSink.write_status``.
+PIPELINE_STATES = ("starting", "running", "degraded", "stopped", "crashed", "restarting")
+#: Columns of ``pipeline_status``, in order; the status dict uses the same keys.
+STATUS_FIELDS = ("pipeline", "state", "updated_at", "events", "outliers", "events_per_second",
+                 "consumer_lag", "dead_letters", "last_error", "emit_latency_ms", "restarts")
+_STATUS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pipeline_status (
+    pipeline TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    events INTEGER,
+    outliers INTEGER,
+    events_per_second REAL,
+    consumer_lag INTEGER,
+    dead_letters INTEGER,
+    last_error TEXT,
+    emit_latency_ms REAL,
+    restarts INTEGER
+)"""
+
+
+def _status_row(status: Mapping[str, Any]) -> tuple:
+    unknown = sorted(set(status) - set(STATUS_FIELDS))
+    if unknown:
+        raise ValueError(f"status: unknown field(s) {', '.join(unknown)}; expected {', '.join(STATUS_FIELDS)}")
+    pipeline = status.get("pipeline")
+    if not isinstance(pipeline, str) or not pipeline:
+        raise ValueError("status: 'pipeline' must be a non-empty string")
+    state = status.get("state")
+    if state not in PIPELINE_STATES:
+        raise ValueError(f"status: 'state' must be one of {', '.join(PIPELINE_STATES)}, got {state!r}")
+
+    def number(name: str, kind: type) -> Any:
+        value = status.get(name)
+        if value is None:
+            return None
+        if hasattr(value, "item"):  # numpy scalar
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"status: {name!r} must be a number or None, got {value!r}")
+        value = kind(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return None  # strict JSON downstream: an unknown rate is "no value", not NaN
+        return value
+
+    error = status.get("last_error")
+    return (
+        pipeline, state, iso_utc(status.get("updated_at")),
+        number("events", int), number("outliers", int), number("events_per_second", float),
+        number("consumer_lag", int), number("dead_letters", int),
+        None if error is None else str(error)[:RAW_LIMIT],
+        number("emit_latency_ms", float), number("restarts", int),
+    )
 
 def _dead_letter_row(pipeline: str, letter: Any, now: str) -> tuple:
     raw = _field(letter, "raw")

@@ -13,3 +13,6 @@ __all__ = [
     "check_explainer_params", "describe", "encode_column", "encode_columns", "global_ratio",
     "json_number", "prevalence_ratio", "ratio_function", "risk_ratio",
 ]
+from explain.streaming import StreamingExplainer  # noqa: E402  (after the batch API it builds on)
+
+__all__ += ["StreamingExplainer"]

@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--pipeline", action="append", help="only this pipeline (repeatable)")
     r.add_argument("--for", dest="duration", type=float, metavar="SECONDS", help="stop after this long")
 
+    s = sub.add_parser("serve", help="pipelines + HTTP API + dashboard")
+    s.add_argument("config")
+
     b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu)")
     b.add_argument("--port", type=int, default=9092)
 
@@ -101,6 +104,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from macrobase.service import run_service
+
+    return run_service(args.config)
+
+
 def cmd_broker(args: argparse.Namespace) -> int:
     from connectors.broker import run_broker
     return run_broker(args.port)
@@ -111,7 +120,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(port=args.port)
 
 
-COMMANDS = {"explain": cmd_explain, "run": cmd_run, "broker": cmd_broker, "demo": cmd_demo}
+COMMANDS = {"explain": cmd_explain, "run": cmd_run, "serve": cmd_serve, "broker": cmd_broker,
+            "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
-from connectors.sinks import BUSY_TIMEOUT_MS, canonical_attributes, iso_utc
+from connectors.sinks import BUSY_TIMEOUT_MS, STATUS_FIELDS, canonical_attributes, iso_utc
 
 __all__ = ["ResultStore", "SeriesPoint"]
 
@@ -187,3 +187,16 @@ class ResultStore:
         """The explainer state committed with the pipeline's latest results, or None."""
         rows = self._query("SELECT state FROM checkpoints WHERE pipeline = ?", (pipeline,))
         return bytes(rows[0][0]) if rows else None
+
+    # ------------------------------------------------------------------ pipeline status
+    # Added for the HTTP API; written by ``SqliteSink.write_status``.
+
+    def statuses(self) -> list[dict]:
+        """The latest status of every pipeline that reported one, sorted by name (keys: ``STATUS_FIELDS``)."""
+        rows = self._query(f"SELECT {', '.join(STATUS_FIELDS)} FROM pipeline_status ORDER BY pipeline")
+        return [dict(zip(STATUS_FIELDS, row)) for row in rows]
+
+    def status(self, pipeline: str) -> dict | None:
+        """The latest status of ``pipeline``, or None if it never reported one."""
+        rows = self._query(f"SELECT {', '.join(STATUS_FIELDS)} FROM pipeline_status WHERE pipeline = ?", (pipeline,))
+        return dict(zip(STATUS_FIELDS, rows[0])) if rows else None

@@ -1,0 +1,660 @@
+"""The streaming explainer: DESIGN.md's explanations over exponentially decayed counts.
+
+Rows arrive in batches of int32 code columns in a *global* code space per attribute (the
+caller keeps codes stable across batches; new values get new, larger codes; -1 is
+missing). The explainer keeps decayed counts ``o`` (outliers) and ``n`` (rows) of
+itemsets plus the totals ``O`` and ``N``; :meth:`StreamingExplainer.advance` multiplies
+all of them by ``1 - decay`` at the end of each emit interval, and
+:meth:`StreamingExplainer.explanations` applies the batch explainer's rules
+(:func:`explain.rules.apply_rules`) to them. Counts are additive, so explainers fed
+disjoint rows :meth:`~StreamingExplainer.merge` by summation.
+
+What is counted (MacroBase-style, bounded memory):
+
+* Singletons: codes below ``dense_values`` exactly in dense arrays (16 bytes per code);
+  larger codes (a million device ids) in an order-1 AMC heavy-hitter sketch
+  (:mod:`explain.sketch`) of at most ``2 * sketch_size`` entries.
+* Pairs and triples of attributes whose codes pack into a small key space (at most
+  2**dense_bits cells per attribute combination, 2**20 per order) are counted for **every** row
+  in a dense tier: a direct index, exact, never evicted, memory fixed by the layout.
+* Other combinations (those involving a high-cardinality attribute) go to one AMC sketch
+  per order, keyed by an int64 packing of the global codes, and count only rows whose
+  values are all *in play*: frequent among outliers (support >= ``min_support``, checked
+  after each batch's singletons are added and before its pairs are counted). Values whose
+  support falls below ``min_support / 4`` leave play again (one outlier makes an id
+  frequent early in a stream), as do, when more than ``2 / min_support`` are in play,
+  those below ``min_support / 2``.
+
+Exactness guarantee: the dense tier counts every row from the first, so with ``decay=0``,
+nothing evicted and no *late* value, :meth:`explanations` equals ``BatchExplainer().explain``
+on the concatenated rows (same itemsets, counts and ratios). A value is late when it
+comes into play after rows of it were seen (typically an id that only later turns
+anomalous, or any value when a combination leaves the dense tier as codes grow): its
+sketched pairs/triples miss those rows. A sketched itemset's true outlier count is at
+most its counted ``o`` plus the outliers its late values missed, so ``exact_`` is True
+iff nothing was evicted and that bound stays below min_support for every itemset holding
+a frequent late value; when it is False the answer is approximate (short ``n`` for late
+values; after an eviction, Space-Saving upper bounds: new entries start from the largest
+evicted counts). With ``decay > 0`` the same holds for the decayed sums; merged
+explainers mark values in play on one side only as late.
+
+Memory: dense singletons at most ``16 * dense_values`` bytes per attribute, the dense
+tier at most 2**20 cells (16 MiB) per order, each sketch at most ``2 * sketch_size``
+entries; what grows is the list of late values (16 bytes each). Keys pack the codes of
+a combination into 62 bits: codes wider than that raise ``ValueError``.
+
+Throughput: per batch a few NumPy passes per attribute plus one Numba pass per itemset
+order that indexes (dense tier) or hashes (sketch) every counted combination of every
+row; no per-row Python.
+
+>>> import numpy as np
+>>> ex = StreamingExplainer(["model", "region"], min_ratio=2.0)
+>>> model = np.array([0] * 50 + [1] * 950, np.int32)
+>>> region = np.arange(1000, dtype=np.int32) % 2
+>>> ex = ex.update([model, region], np.arange(1000) < 40)  # returns self
+>>> [f.itemset for f in ex.explanations()], ex.totals, ex.exact_
+([((0, 0),)], (40.0, 1000.0), True)
+"""
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from explain.batch import check_explainer_params
+from explain.itemsets import Item, Itemset
+from explain.metrics import ratio_function
+from explain.rules import Found, apply_rules
+from explain.sketch import AmcSketch
+
+_MAX_KEY_BITS = 62     # packed keys stay positive int64
+
+
+class StreamingExplainer:
+    """Decayed, mergeable itemset counts and the explanations they support (DESIGN.md).
+
+    Parameters are those of :class:`explain.BatchExplainer` plus ``decay`` (per
+    :meth:`advance`, 0 keeps all history), ``sketch_size`` (entries kept per itemset
+    order after a prune; up to twice as many between prunes), ``dense_values`` (codes
+    per attribute whose singleton counts are kept in dense arrays) and ``dense_bits``
+    (an attribute combination is in the exact dense tier while its packed codes need at
+    most this many bits, i.e. 2**dense_bits cells; 0 sends every pair/triple to the sketch).
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        min_support: float = 0.01,
+        min_ratio: float = 3.0,
+        ratio_metric: str = "risk_ratio",
+        max_order: int = 3,
+        mode: str = "refined",
+        decay: float = 0.0,
+        sketch_size: int = 100_000,
+        dense_values: int = 1 << 16,
+        dense_bits: int = 18,
+    ) -> None:
+        self.names = names
+        self.min_support = min_support
+        self.min_ratio = min_ratio
+        self.ratio_metric = ratio_metric
+        self.max_order = max_order
+        self.mode = mode
+        self.decay = decay
+        self.sketch_size = sketch_size
+        self.dense_values = dense_values
+        self.dense_bits = dense_bits
+
+    # -- parameters and lazily built state ------------------------------------------------
+    def _validate(self):
+        check_explainer_params(self.min_support, self.min_ratio, self.max_order, self.mode)
+        if not 0 <= self.decay < 1:
+            raise ValueError(f"decay: expected a number in [0, 1), got {self.decay!r}")
+        if not isinstance(self.sketch_size, (int, np.integer)) or self.sketch_size < 1:
+            raise ValueError(f"sketch_size: expected an integer >= 1, got {self.sketch_size!r}")
+        if not isinstance(self.dense_values, (int, np.integer)) or self.dense_values < 0:
+            raise ValueError(f"dense_values: expected an integer >= 0, got {self.dense_values!r}")
+        if not isinstance(self.dense_bits, (int, np.integer)) or not 0 <= self.dense_bits <= 20:
+            raise ValueError(f"dense_bits: expected an integer in [0, 20], got {self.dense_bits!r}")
+        if len(self.names) == 0 or len(set(self.names)) != len(self.names):
+            raise ValueError(f"names: expected distinct attribute names, got {list(self.names)!r}")
+        return ratio_function(self.ratio_metric)
+
+    def _ensure_state(self) -> None:
+        if hasattr(self, "outliers_"):
+            return
+        self._validate()
+        n_attrs = len(self.names)
+        self.outliers_ = 0.0
+        self.total_ = 0.0
+        self.dense_o_ = [np.zeros(0) for _ in range(n_attrs)]
+        self.dense_n_ = [np.zeros(0) for _ in range(n_attrs)]
+        self.bits_ = np.ones(n_attrs, np.int64)
+        self.sketches_ = {r: AmcSketch(self.sketch_size) for r in range(1, self.max_order + 1)}
+        self.in_play_ = [np.zeros(0, np.int64) for _ in range(n_attrs)]
+        self.late_ = [np.zeros(0, np.int64) for _ in range(n_attrs)]
+        self.late_o_ = [np.zeros(0) for _ in range(n_attrs)]
+        self._build_layout()
+        self.tier_ = self._empty_tier()
+
+    def _empty_tier(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Zeroed dense (o, n) cells per order for the combinations the layout makes dense."""
+        return {r: (np.zeros(self._dense_cells[r]), np.zeros(self._dense_cells[r]))
+                for r in range(2, self.max_order + 1)}
+
+    def _build_layout(self) -> None:
+        """Attribute combinations per order, key shifts, dense tier, sketched attributes."""
+        n_attrs = len(self.names)
+        self._combos = {}
+        self._dense_off: dict[int, np.ndarray] = {}
+        self._dense_cells: dict[int, int] = {}
+        self._sketched = np.zeros(n_attrs, bool)     # attribute in some sketched combination
+        for r in range(1, self.max_order + 1):
+            attrs = np.array(list(combinations(range(n_attrs), r)), np.int64).reshape(-1, r)
+            kbits = max(1, (len(attrs) - 1).bit_length())
+            shifts = self.bits_[attrs] if len(attrs) else attrs.copy()
+            if len(attrs) and int(shifts.sum(axis=1).max()) + kbits > _MAX_KEY_BITS:
+                raise ValueError(
+                    f"codes too large to pack {r} of them into an int64 key "
+                    f"(bits per attribute: {self.bits_.tolist()})")
+            self._combos[r] = (attrs, np.ascontiguousarray(shifts), kbits)
+            self._dense_off[r], self._dense_cells[r] = _dense_layout(shifts, r, self.dense_bits)
+            if r > 1:
+                self._sketched[np.unique(attrs[self._dense_off[r] < 0])] = True
+
+    @property
+    def totals(self) -> tuple[float, float]:
+        """(O, N): decayed outlier and row totals."""
+        self._ensure_state()
+        return float(self.outliers_), float(self.total_)
+
+    # -- updates ------------------------------------------------------------------------
+    def update(self, codes: Sequence[np.ndarray], is_outlier: np.ndarray) -> "StreamingExplainer":
+        """Add one batch: ``codes[j]`` int32 codes of attribute ``j`` (-1 missing) per row."""
+        self._ensure_state()
+        cols, is_out = self._check_batch(codes, is_outlier)
+        if cols.shape[1] == 0:
+            return self
+        self._grow_bits(cols.max(axis=1))       # may refuse codes too wide to pack: nothing counted yet
+        self.outliers_ += float(np.count_nonzero(is_out))
+        self.total_ += float(cols.shape[1])
+
+        high = cols >= self.dense_values
+        any_high = bool(high.any())
+        for j in range(cols.shape[0]):
+            self._count_dense(j, cols[j], is_out, high[j] if any_high else None)
+        if any_high:
+            attrs, shifts, kbits = self._combos[1]
+            self.sketches_[1].count_rows(np.where(high, cols, -1), is_out, attrs, shifts, kbits)
+        if self.max_order < 2:
+            return self
+        play = cols
+        if self._sketched.any():
+            play = cols.copy()
+            for j in np.flatnonzero(self._sketched).tolist():
+                self._admit_batch(j, cols[j], is_out)
+                self._retire(j)
+                play[j][~_member(cols[j], self.in_play_[j])] = -1
+        for r in range(2, self.max_order + 1):
+            attrs, shifts, kbits = self._combos[r]
+            if len(attrs):
+                dense = (self._dense_off[r], *self.tier_[r])
+                self.sketches_[r].count_rows(cols, is_out, attrs, shifts, kbits, dense, play)
+        return self
+
+    def _check_batch(self, codes, is_outlier) -> tuple[np.ndarray, np.ndarray]:
+        if len(codes) != len(self.names):
+            raise ValueError(f"codes: expected {len(self.names)} columns (one per name), got {len(codes)}")
+        is_out = np.ascontiguousarray(is_outlier, dtype=np.bool_)
+        if is_out.ndim != 1:
+            raise ValueError(f"is_outlier: expected a 1-d array, got shape {is_out.shape}")
+        lengths = {len(c) for c in codes}
+        if lengths != {len(is_out)}:
+            raise ValueError(f"codes and is_outlier differ in length: {sorted(lengths | {len(is_out)})}")
+        cols = np.empty((len(codes), len(is_out)), np.int32)
+        for j, c in enumerate(codes):
+            cols[j] = c
+        if cols.size and cols.min() < -1:
+            raise ValueError("codes: expected codes >= -1 (-1 = missing)")
+        return cols, is_out
+
+    def _grow_bits(self, max_codes: np.ndarray) -> None:
+        need = np.maximum(self.bits_, [max(1, int(m).bit_length()) for m in max_codes])
+        if (need > self.bits_).any():
+            self._rekey(need.astype(np.int64))
+
+    def _rekey(self, new_bits: np.ndarray) -> None:
+        """Repack every key for wider code fields (rare: at most ~20 times per attribute)."""
+        old_layout = {r: self._combos[r] for r in self._combos}
+        was_sketched = self._sketched.copy()
+        entries = {r: self._entries(r) for r in self.sketches_}
+        old_bits, self.bits_ = self.bits_, new_bits
+        try:
+            self._build_layout()
+        except ValueError:
+            self.bits_ = old_bits
+            self._build_layout()
+            raise
+        self.tier_ = self._empty_tier()
+        for r, (keys, o, n) in entries.items():
+            combo, codes = _unpack(keys, *old_layout[r])
+            self._route(r, _pack(combo, codes, *self._combos[r]), o, n, replace=True)
+        # Combinations that leave the dense tier were counted for every row so far: their
+        # currently frequent values come into play on time, not late.
+        for j in np.flatnonzero(self._sketched & ~was_sketched).tolist():
+            self._admit_frequent(j, late=False)
+
+    def _entries(self, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every counted combination of order ``r`` as (keys, o, n): dense cells, then sketch."""
+        sketch = self.sketches_[r]
+        if r == 1 or self._dense_cells[r] == 0:
+            return sketch.keys.copy(), sketch.o.copy(), sketch.n.copy()
+        dense_o, dense_n = self.tier_[r]
+        cells = np.flatnonzero(dense_n > 0)
+        offsets = self._dense_off[r]
+        order = np.flatnonzero(offsets >= 0)
+        order = order[np.argsort(offsets[order])]
+        combo = order[np.searchsorted(offsets[order], cells, side="right") - 1]
+        keys = ((cells - offsets[combo]) << self._combos[r][2]) | combo
+        return (np.concatenate([keys, sketch.keys]), np.concatenate([dense_o[cells], sketch.o]),
+                np.concatenate([dense_n[cells], sketch.n]))
+
+    def _route(self, r: int, keys, o, n, replace: bool) -> None:
+        """Store entries in the dense tier or the sketch; ``replace`` sets, else adds (merge)."""
+        sketch = self.sketches_[r]
+        kbits = self._combos[r][2]
+        combo = keys & ((1 << kbits) - 1)
+        dense = self._dense_off[r][combo] >= 0 if r > 1 else np.zeros(len(keys), bool)
+        if dense.any():
+            cells = self._dense_off[r][combo[dense]] + (keys[dense] >> kbits)
+            dense_o, dense_n = self.tier_[r]
+            np.add.at(dense_o, cells, o[dense])
+            np.add.at(dense_n, cells, n[dense])
+        if replace:
+            sketch.replace(keys[~dense], o[~dense], n[~dense])
+        elif (~dense).any():
+            sketch.add(keys[~dense], o[~dense], n[~dense])
+
+    def _count_dense(self, j: int, col: np.ndarray, is_out: np.ndarray, high) -> None:
+        # bincount over code + 1 keeps missing in bin 0; codes >= dense_values are sketched.
+        shifted = col + 1 if high is None else np.where(high, 0, col + 1)
+        n = np.bincount(shifted)[1:]
+        o = np.bincount(shifted[is_out], minlength=len(n) + 1)[1:]
+        if len(n) > len(self.dense_n_[j]):
+            size = min(self.dense_values, max(len(n), 2 * len(self.dense_n_[j])))
+            for store in (self.dense_o_, self.dense_n_):
+                store[j] = np.concatenate([store[j], np.zeros(size - len(store[j]))])
+        self.dense_n_[j][: len(n)] += n
+        self.dense_o_[j][: len(o)] += o
+
+    # -- values in play for sketched combinations ----------------------------------------
+    def _singletons(self, j: int, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Current (o, n) of values ``codes`` of attribute ``j``."""
+        codes = np.asarray(codes, np.int64)
+        o, n = np.zeros(len(codes)), np.zeros(len(codes))
+        low = codes < len(self.dense_n_[j])
+        o[low], n[low] = self.dense_o_[j][codes[low]], self.dense_n_[j][codes[low]]
+        high = codes >= self.dense_values
+        sketch = self.sketches_[1]
+        if high.any() and sketch.size:
+            attrs, shifts, kbits = self._combos[1]
+            pos = sketch.find(_pack(np.full(int(high.sum()), j), codes[high][:, None], attrs, shifts, kbits))
+            hit = pos >= 0
+            idx = np.flatnonzero(high)[hit]
+            o[idx], n[idx] = sketch.o[pos[hit]], sketch.n[pos[hit]]
+        return o, n
+
+    def _frequent(self, o: np.ndarray, factor: float = 1.0) -> np.ndarray:
+        # Same test as apply_rules (o / O >= min_support); a hair looser is harmless there.
+        if self.outliers_ <= 0:
+            return np.zeros(len(o), bool)
+        return o / self.outliers_ >= factor * self.min_support * (1 - 1e-12)
+
+    def _admit_batch(self, j: int, col: np.ndarray, is_out: np.ndarray) -> None:
+        """Bring values of this batch's outliers that are now frequent into play.
+
+        Called after the batch's singletons are counted and before its pairs are, so a
+        value frequent in the batch where it first appears is on time.
+        """
+        fresh = np.unique(col[is_out]).astype(np.int64)
+        fresh = fresh[(fresh >= 0) & ~np.isin(fresh, self.in_play_[j])]
+        if len(fresh) == 0:
+            return
+        o, n = self._singletons(j, fresh)
+        ok = self._frequent(o)
+        if not ok.any():
+            return
+        codes, o, n = fresh[ok], o[ok], n[ok]
+        batch_n = np.array([np.count_nonzero(col == c) for c in codes.tolist()], np.float64)
+        batch_o = np.array([np.count_nonzero(col[is_out] == c) for c in codes.tolist()], np.float64)
+        self._bring_into_play(j, codes, n - batch_n, o - batch_o)
+
+    def _bring_into_play(self, j: int, codes, missed_n, missed_o) -> None:
+        self.in_play_[j] = np.union1d(self.in_play_[j], codes)
+        late = missed_n > 0
+        if late.any():
+            self._mark_late(j, codes[late], missed_o[late])
+
+    def _mark_late(self, j: int, codes, missed_o) -> None:
+        """Record values whose sketched pairs/triples missed rows (``missed_o`` outliers)."""
+        all_codes = np.concatenate([self.late_[j], codes])
+        all_o = np.concatenate([self.late_o_[j], missed_o])
+        self.late_[j], inverse = np.unique(all_codes, return_inverse=True)
+        self.late_o_[j] = np.bincount(inverse.ravel(), weights=all_o, minlength=len(self.late_[j]))
+
+    def _admit_frequent(self, j: int, late: bool) -> None:
+        """Bring every currently frequent value of attribute ``j`` into play."""
+        dense = np.flatnonzero(self._frequent(self.dense_o_[j]))
+        keys = self.sketches_[1].keys
+        attrs, shifts, kbits = self._combos[1]
+        combo, codes = _unpack(keys, attrs, shifts, kbits)
+        high = codes[combo == j, 0]
+        cand = np.concatenate([dense, high[self._frequent(self._singletons(j, high)[0])]])
+        cand = cand[~np.isin(cand, self.in_play_[j])]
+        if len(cand):
+            o, n = self._singletons(j, cand)
+            self._bring_into_play(j, cand, n if late else np.zeros(len(cand)), o)
+
+    def _retire(self, j: int) -> None:
+        """Take values of attribute ``j`` whose support collapsed out of play.
+
+        Early in a stream ``O`` is small and one outlier makes a value frequent; left in
+        play, such ids would be hashed with every other value for the rest of the stream.
+        Values below a quarter of min_support leave play (wide hysteresis: a value that
+        really matters rarely falls that low, so it does not flap); when more than
+        ``2 / min_support`` values are in play, those below half of min_support (then all
+        infrequent ones) leave too. One that becomes frequent again comes back late.
+        """
+        if len(self.in_play_[j]) == 0 or self.outliers_ <= 0:
+            return
+        o = self._singletons(j, self.in_play_[j])[0]
+        keep = self._frequent(o, factor=0.25)
+        bound = int(np.ceil(2 / self.min_support))
+        if keep.sum() > bound:
+            keep = self._frequent(o, factor=0.5)
+            if keep.sum() > bound:
+                keep = self._frequent(o)
+        if not keep.all():
+            self.in_play_[j] = self.in_play_[j][keep]
+
+    def advance(self) -> "StreamingExplainer":
+        """End of an emit interval: every count (o, n, O, N) times ``1 - decay``."""
+        self._ensure_state()
+        if self.decay == 0:
+            return self
+        f = 1.0 - self.decay
+        self.outliers_ *= f
+        self.total_ *= f
+        for store in (self.dense_o_, self.dense_n_, self.late_o_):
+            for arr in store:
+                arr *= f
+        for sketch in self.sketches_.values():
+            sketch.scale(f)
+        for dense_o, dense_n in self.tier_.values():
+            dense_o *= f
+            dense_n *= f
+        return self
+
+    # -- answers ------------------------------------------------------------------------
+    def frequent_counts(self) -> dict[Itemset, tuple[float, float]]:
+        """``{itemset: (o, n)}`` for every counted itemset with support >= min_support."""
+        self._ensure_state()
+        counts: dict[Itemset, tuple[float, float]] = {}
+        if self.outliers_ <= 0:
+            return counts
+        for j, (o, n) in enumerate(zip(self.dense_o_, self.dense_n_)):
+            for c in np.flatnonzero(self._frequent(o)).tolist():
+                counts[((j, c),)] = (float(o[c]), float(n[c]))
+        for r in self.sketches_:
+            for itemset, on in zip(*self._frequent_entries(r, sketch_only=False)):
+                counts[itemset] = on
+        return counts
+
+    def _frequent_entries(self, r: int, sketch_only: bool):
+        """(itemsets, (o, n) pairs) of the frequent entries of order ``r``."""
+        if sketch_only:
+            s = self.sketches_[r]
+            keys, o, n = s.keys, s.o, s.n
+        else:
+            keys, o, n = self._entries(r)
+        keep = self._frequent(o)
+        if not keep.any():
+            return [], []
+        combo, codes = _unpack(keys[keep], *self._combos[r])
+        attrs = self._combos[r][0]
+        itemsets = [tuple(zip(attrs[k].tolist(), cs)) for k, cs in zip(combo.tolist(), codes.tolist())]
+        return itemsets, list(zip(o[keep].tolist(), n[keep].tolist()))
+
+    def explanations(self, item_key: Callable[[Item], tuple] | None = None) -> list[Found]:
+        """Explanations of the current decayed counts, as :class:`explain.rules.Found`.
+
+        Items are ``(attribute index, code)``; ``item_key`` orders tied items (default: the
+        item itself; pass ``(index, str(value))`` to match ``BatchExplainer`` exactly).
+        """
+        ratio = self._validate()
+        self._ensure_state()
+        return apply_rules(
+            self.frequent_counts(), self.outliers_, self.total_,
+            min_support=self.min_support, min_ratio=self.min_ratio, ratio=ratio,
+            max_order=self.max_order, mode=self.mode, item_key=item_key or (lambda item: item),
+        )
+
+    @property
+    def exact_(self) -> bool:
+        """True iff nothing was evicted and every frequent itemset was counted from its start.
+
+        A sketched itemset S misses only rows from before one of its values came into play
+        (a late value), so its true outlier count is at most its counted ``o`` plus the
+        outliers its late values missed. Exact unless that bound reaches min_support for
+        some S holding a frequent late value (counted or not).
+        """
+        self._ensure_state()
+        if any(s.evicted for s in self.sketches_.values()):
+            return False
+        if self.max_order < 2 or not self._sketched.any():
+            return True
+        if any(self._frequent_values_out_of_play()):
+            return False
+        missed: dict[Item, float] = {}
+        for j in np.flatnonzero(self._sketched).tolist():
+            frequent = self._frequent(self._singletons(j, self.late_[j])[0])
+            for code, o in zip(self.late_[j][frequent].tolist(), self.late_o_[j][frequent].tolist()):
+                missed[(j, code)] = o
+        if not missed:
+            return True
+        # Never counted: o(S) <= the outliers missed by its (at most max_order) late values.
+        if self._frequent(np.array([sum(sorted(missed.values())[-self.max_order:])]))[0]:
+            return False
+        for r in range(2, self.max_order + 1):
+            sketch = self.sketches_[r]
+            if sketch.size == 0:
+                continue
+            combo, codes = _unpack(sketch.keys, *self._combos[r])
+            attrs = self._combos[r][0][combo]
+            bound = sketch.o.copy()
+            touched = np.zeros(len(bound), bool)
+            for (j, code), o in missed.items():
+                holds = ((attrs == j) & (codes == code)).any(axis=1)
+                bound += o * holds
+                touched |= holds
+            if (touched & self._frequent(bound)).any():
+                return False
+        return True
+
+    def _frequent_values_out_of_play(self):
+        for j in np.flatnonzero(self._sketched).tolist():
+            dense = np.flatnonzero(self._frequent(self.dense_o_[j]))
+            if not np.isin(dense, self.in_play_[j]).all():
+                yield j
+            combo, codes = _unpack(self.sketches_[1].keys, *self._combos[1])
+            high = codes[combo == j, 0]
+            high = high[self._frequent(self._singletons(j, high)[0])]
+            if not np.isin(high, self.in_play_[j]).all():
+                yield j
+
+    @property
+    def n_entries_(self) -> dict[int, int]:
+        """Sketch entries per itemset order (order 1: codes >= dense_values only; the dense
+        tier of small attribute combinations, fixed in size, is not included)."""
+        self._ensure_state()
+        return {r: s.size for r, s in self.sketches_.items()}
+
+    # -- merging and checkpoints ----------------------------------------------------------
+    _PARAMS = ("min_support", "min_ratio", "ratio_metric", "max_order", "mode", "decay",
+               "sketch_size", "dense_values", "dense_bits")
+
+    def merge(self, other: "StreamingExplainer") -> "StreamingExplainer":
+        """Add ``other``'s counts to this explainer's (parallel workers sum their counts)."""
+        self._ensure_state()
+        other._ensure_state()
+        if list(other.names) != list(self.names):
+            raise ValueError(f"merge: attribute names differ: {list(self.names)} vs {list(other.names)}")
+        for p in ("max_order", "dense_values", "dense_bits"):
+            if getattr(self, p) != getattr(other, p):
+                raise ValueError(f"merge: {p} differs: {getattr(self, p)!r} vs {getattr(other, p)!r}")
+        bits = np.maximum(self.bits_, other.bits_)
+        if (bits > self.bits_).any():
+            self._rekey(bits)
+        # Values in play on one side only missed the other side's rows in sketched pairs.
+        for j in range(len(self.names)):
+            mine, theirs = self.in_play_[j], other.in_play_[j]
+            only_mine = np.setdiff1d(mine, theirs)
+            only_theirs = np.setdiff1d(theirs, mine)
+            for codes, absent_side in ((only_mine, other), (only_theirs, self)):
+                if len(codes):
+                    o, n = absent_side._singletons(j, codes)
+                    seen = n > 0
+                    self._mark_late(j, codes[seen], o[seen])
+            self._mark_late(j, other.late_[j], other.late_o_[j])
+            self.in_play_[j] = np.union1d(mine, theirs)
+        self.outliers_ += other.outliers_
+        self.total_ += other.total_
+        for store, theirs in ((self.dense_o_, other.dense_o_), (self.dense_n_, other.dense_n_)):
+            for j, arr in enumerate(theirs):
+                if len(arr) > len(store[j]):
+                    store[j] = np.concatenate([store[j], np.zeros(len(arr) - len(store[j]))])
+                store[j][: len(arr)] += arr
+        for r, sketch in self.sketches_.items():
+            theirs = other.sketches_[r]
+            keys, o, n = other._entries(r)
+            combo, codes = _unpack(keys, *other._combos[r])
+            self._route(r, _pack(combo, codes, *self._combos[r]), o, n, replace=False)
+            # Space-Saving bounds add up; an eviction on either side loses exactness.
+            sketch.floor_o += theirs.floor_o
+            sketch.floor_n += theirs.floor_n
+            sketch.evicted |= theirs.evicted
+        # Values frequent only in the sum were in play on neither side: late.
+        for j in np.flatnonzero(self._sketched).tolist():
+            self._admit_frequent(j, late=True)
+        return self
+
+    def to_state(self) -> dict[str, Any]:
+        """Checkpoint as a flat dict of NumPy arrays (works with pickle and ``np.savez``)."""
+        self._ensure_state()
+        state: dict[str, Any] = {
+            "names": np.array([str(n) for n in self.names]),
+            "totals": np.array([self.outliers_, self.total_]),
+            "bits": self.bits_.copy(),
+        }
+        for p in self._PARAMS:
+            state[f"param_{p}"] = np.array(getattr(self, p))
+        for key, arrays in (("dense_o", self.dense_o_), ("dense_n", self.dense_n_),
+                            ("in_play", self.in_play_), ("late", self.late_), ("late_o", self.late_o_)):
+            state[key] = np.concatenate(arrays)
+            state[f"{key}_lengths"] = np.array([len(a) for a in arrays], np.int64)
+        for r, sketch in self.sketches_.items():
+            state.update(sketch.to_state(f"order{r}_"))
+            if r > 1:   # the dense tier as its non-empty cells, so checkpoints stay small
+                keys, o, n = self._entries(r)
+                m = len(keys) - sketch.size
+                state[f"order{r}_dense_keys"], state[f"order{r}_dense_o"], state[f"order{r}_dense_n"] = (
+                    keys[:m], o[:m], n[:m])
+        return state
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> "StreamingExplainer":
+        """Rebuild an explainer from :meth:`to_state` (or ``np.load`` of its ``np.savez``)."""
+        params = {p: np.asarray(state[f"param_{p}"]).item() for p in cls._PARAMS}
+        ex = cls([str(n) for n in np.asarray(state["names"]).tolist()], **params)
+        ex._validate()
+        ex.outliers_, ex.total_ = (float(x) for x in np.asarray(state["totals"]))
+        ex.bits_ = np.asarray(state["bits"], np.int64).copy()
+        for key, dtype in (("dense_o", np.float64), ("dense_n", np.float64), ("in_play", np.int64),
+                           ("late", np.int64), ("late_o", np.float64)):
+            flat = np.asarray(state[key], dtype)
+            ends = np.cumsum(np.asarray(state[f"{key}_lengths"], np.int64))
+            setattr(ex, f"{key}_", [a.copy() for a in np.split(flat, ends[:-1])])
+        ex.sketches_ = {r: AmcSketch.from_state(state, f"order{r}_", ex.sketch_size)
+                        for r in range(1, ex.max_order + 1)}
+        ex._build_layout()
+        ex.tier_ = ex._empty_tier()
+        for r in range(2, ex.max_order + 1):
+            dense_o, dense_n = ex.tier_[r]
+            keys = np.asarray(state[f"order{r}_dense_keys"], np.int64)
+            kbits = ex._combos[r][2]
+            cells = ex._dense_off[r][keys & ((1 << kbits) - 1)] + (keys >> kbits)
+            dense_o[cells] = np.asarray(state[f"order{r}_dense_o"])
+            dense_n[cells] = np.asarray(state[f"order{r}_dense_n"])
+        return ex
+
+
+# Dense tier: combinations whose packed codes span at most 2**dense_bits cells, smallest
+# first, until _DENSE_CELLS cells per order (16 bytes each, 16 MiB) are used.
+_DENSE_CELLS = 1 << 20
+
+
+def _dense_layout(shifts: np.ndarray, order: int, max_bits: int) -> tuple[np.ndarray, int]:
+    """(cell offset per combination or -1, total cells) for one itemset order."""
+    offsets = np.full(len(shifts), -1, np.int64)
+    if order < 2 or len(shifts) == 0:
+        return offsets, 0
+    widths = shifts.sum(axis=1)
+    used = 0
+    for k in np.argsort(widths, kind="stable").tolist():
+        cells = 1 << int(widths[k])
+        if widths[k] > max_bits or used + cells > _DENSE_CELLS:
+            break
+        offsets[k] = used
+        used += cells
+    return offsets, used
+
+
+def _member(col: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``np.isin(col, values)`` for small sorted ``values``: a lookup table when codes are small."""
+    if len(values) == 0:
+        return np.zeros(len(col), bool)
+    top = int(values[-1])
+    if top < (1 << 20):
+        lut = np.zeros(top + 2, bool)
+        lut[values] = True
+        # -1 (missing) and codes above the table land in the last, False, slot.
+        return lut[np.where((col >= 0) & (col <= top), col, top + 1)]
+    return np.isin(col, values)
+
+
+def _pack(combo: np.ndarray, codes: np.ndarray, attrs: np.ndarray, shifts: np.ndarray,
+          kbits: int) -> np.ndarray:
+    """int64 keys ``(... (c0 << s1 | c1) << s2 ...) << kbits | combo`` (as the kernel packs)."""
+    combo = np.asarray(combo, np.int64)
+    codes = np.asarray(codes, np.int64)
+    key = np.zeros(len(combo), np.int64)
+    sh = shifts[combo]
+    for j in range(codes.shape[1]):
+        key = (key << sh[:, j]) | codes[:, j]
+    return (key << kbits) | combo
+
+
+def _unpack(keys: np.ndarray, attrs: np.ndarray, shifts: np.ndarray,
+            kbits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`_pack`: (combination index, codes matrix)."""
+    keys = np.asarray(keys, np.int64)
+    combo = keys & ((1 << kbits) - 1)
+    rest = keys >> kbits
+    order = attrs.shape[1]
+    codes = np.empty((len(keys), order), np.int64)
+    sh = shifts[combo] if len(keys) else np.zeros((0, order), np.int64)
+    for j in range(order - 1, -1, -1):
+        codes[:, j] = rest & ((np.int64(1) << sh[:, j]) - 1)
+        rest = rest >> sh[:, j]
+    return combo, codes

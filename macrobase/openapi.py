@@ -1,0 +1,256 @@
+"""The OpenAPI 3 document of the HTTP API, as data (served at ``/api/v1/openapi.json``).
+
+Kept next to, not generated from, :mod:`macrobase.api`; ``tests/test_api.py`` checks that
+every route is documented and every documented path is a route, and
+``tests/test_api_schemathesis.py`` checks the responses against these schemas.
+
+>>> doc = openapi_document()
+>>> sorted(doc["paths"])[:2]
+['/api/v1/explain', '/api/v1/openapi.json']
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from connectors.sinks import PIPELINE_STATES, RATIO_METRICS
+
+__all__ = ["openapi_document", "API_VERSION"]
+
+API_VERSION = "1.0.0"
+
+_NUM_OR_INF = {"anyOf": [{"type": "number"}, {"type": "string", "enum": ["inf", "-inf"]}]}
+_NULLABLE_NUM = {"type": "number", "nullable": True}
+_NULLABLE_INT = {"type": "integer", "nullable": True}
+_NULLABLE_STR = {"type": "string", "nullable": True}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "parameter"],
+        "properties": {
+            "error": {"type": "string", "description": "what went wrong, in one line"},
+            "parameter": {**_NULLABLE_STR, "description": "the parameter, header or 'body' to fix"},
+        },
+    },
+    "Explanation": {
+        "type": "object",
+        "description": "An attribute combination over-represented among outliers. The ratio's key is the "
+                       "ratio metric's name (risk_ratio, global_ratio or prevalence_ratio); an infinite "
+                       "ratio is the string \"inf\".",
+        "required": ["attributes", "support", "outlier_count", "count"],
+        "properties": {
+            "attributes": {"type": "object", "additionalProperties": True},
+            "support": {"type": "number", "minimum": 0, "maximum": 1},
+            "outlier_count": {"type": "number", "minimum": 0},
+            "count": {"type": "number", "minimum": 0},
+            **{metric: _NUM_OR_INF for metric in RATIO_METRICS},
+        },
+        "additionalProperties": True,
+    },
+    "ResultDocument": {
+        "type": "object",
+        "description": "DESIGN.md's result document; streaming pipelines add pipeline, emitted_at, "
+                       "events_per_second and dead_letters.",
+        "required": ["total", "outliers", "dropped", "thresholds", "explanations"],
+        "properties": {
+            "total": {"type": "number", "minimum": 0},
+            "outliers": {"type": "number", "minimum": 0},
+            "dropped": {"type": "integer", "minimum": 0},
+            "thresholds": {
+                "type": "object",
+                "description": "learned cut-off per metric, in the metric's units",
+                # null: a cut-off that could not be computed (e.g. overflow on extreme values)
+                "additionalProperties": {"type": "object", "additionalProperties": {
+                    "anyOf": [{"type": "number", "nullable": True}, _NUM_OR_INF["anyOf"][1]]}},
+            },
+            "explanations": {"type": "array", "items": {"$ref": "#/components/schemas/Explanation"}},
+            "pipeline": {"type": "string"},
+            "emitted_at": {"type": "string", "format": "date-time"},
+            "events_per_second": _NULLABLE_NUM,
+            "dead_letters": _NULLABLE_INT,
+        },
+        "additionalProperties": True,
+    },
+    "PipelineSummary": {
+        "type": "object",
+        "required": ["name", "status", "events", "outliers", "events_per_second", "consumer_lag",
+                     "dead_letters", "updated_at", "last_emitted_at", "emit_latency_ms", "restarts", "last_error"],
+        "properties": {
+            "name": {"type": "string"},
+            "status": {"type": "string", "enum": [*PIPELINE_STATES, "unknown"],
+                       "description": "the state the pipeline last reported; unknown if it never did"},
+            "updated_at": {**_NULLABLE_STR, "format": "date-time"},
+            "last_emitted_at": {**_NULLABLE_STR, "format": "date-time"},
+            "events": _NULLABLE_NUM,
+            "outliers": _NULLABLE_NUM,
+            "events_per_second": _NULLABLE_NUM,
+            "consumer_lag": _NULLABLE_INT,
+            "dead_letters": _NULLABLE_INT,
+            "emit_latency_ms": _NULLABLE_NUM,
+            "restarts": {"type": "integer", "minimum": 0},
+            "last_error": _NULLABLE_STR,
+        },
+    },
+    "DeadLetter": {
+        "type": "object",
+        "required": ["id", "pipeline", "received_at", "reason", "detail", "raw", "partition", "offset"],
+        "properties": {
+            "id": {"type": "integer"},
+            "pipeline": {"type": "string"},
+            "received_at": {"type": "string", "format": "date-time"},
+            "reason": {"type": "string", "description": "e.g. invalid_json, missing_metric, non_numeric_metric"},
+            "detail": _NULLABLE_STR,
+            "raw": {**_NULLABLE_STR, "description": "the message as received (cut at 64 KiB)"},
+            "partition": _NULLABLE_INT,
+            "offset": _NULLABLE_INT,
+        },
+    },
+}
+
+
+def _error_responses(*codes: int) -> dict[str, Any]:
+    words = {400: "a bad parameter (named in 'parameter')", 401: "missing or wrong bearer token",
+             403: "a token is required but the server has none configured", 404: "no such pipeline or no results yet",
+             413: "the body is larger than server.max_body_bytes", 415: "unsupported Content-Type",
+             422: "the rows cannot be explained (e.g. too few rows for the classifier)",
+             503: "the result store is busy or unreadable; retry"}
+    return {str(code): {"description": words[code], "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}} for code in codes}
+
+
+def _ok(schema: dict, description: str) -> dict[str, Any]:
+    return {"200": {"description": description, "content": {"application/json": {"schema": schema}}}}
+
+
+def _query(name: str, schema: dict, description: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+         "description": "the pipeline's name"}
+
+_EXPLAIN_PARAMS = [
+    _query("metric", {"type": "string", "minLength": 1}, "metric column; several, comma-separated, for mcd", True),
+    _query("attributes", {"type": "string", "minLength": 1}, "comma-separated attribute columns", True),
+    _query("classifier", {"type": "string", "enum": ["percentile", "mad", "mcd", "zscore", "predicate"],
+                          "default": "percentile"}, "outlier classifier"),
+    _query("percentile", {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 100},
+           "outlier cut-off percentile (default 99)"),
+    _query("score_cutoff", {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+           "outlier iff score >= this (mad, mcd, zscore)"),
+    _query("predicate", {"type": "string"}, "for the predicate classifier: e.g. '>= 60'"),
+    _query("tail", {"type": "string", "enum": ["high", "low", "both"], "default": "high"}, "which tail is anomalous"),
+    _query("min_support", {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1,
+                           "default": 0.01}, "minimum share of outliers an explanation covers"),
+    _query("min_ratio", {"type": "number", "exclusiveMinimum": True, "minimum": 0, "default": 3.0},
+           "minimum ratio"),
+    _query("ratio_metric", {"type": "string", "enum": list(RATIO_METRICS), "default": "risk_ratio"}, "ratio metric"),
+    _query("max_order", {"type": "integer", "minimum": 1, "maximum": 3, "default": 3},
+           "most attributes in one explanation"),
+    _query("mode", {"type": "string", "enum": ["refined", "minimal"], "default": "refined"},
+           "refined (default) or MacroBase's minimal explanations"),
+]
+
+_PATHS: dict[str, Any] = {
+    "/api/v1/pipelines": {"get": {
+        "operationId": "listPipelines",
+        "summary": "Every pipeline: status, events, outliers, events/s, consumer lag, dead letters.",
+        "responses": {**_ok({"type": "object", "required": ["pipelines"], "properties": {"pipelines": {
+            "type": "array", "items": {"$ref": "#/components/schemas/PipelineSummary"}}}}, "the pipelines"),
+            **_error_responses(400, 503)},
+    }},
+    "/api/v1/pipelines/{name}/explanations": {"get": {
+        "operationId": "latestExplanations",
+        "summary": "The pipeline's latest result document, explanations filtered (their order kept).",
+        "parameters": [
+            _NAME,
+            _query("min_support", {"type": "number", "minimum": 0, "maximum": 1}, "keep support >= this"),
+            _query("min_ratio", {"type": "number", "minimum": 0}, "keep ratio >= this"),
+            _query("max_order", {"type": "integer", "minimum": 1, "maximum": 3}, "keep at most this many attributes"),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 100000}, "keep the first N"),
+        ],
+        "responses": {**_ok({"$ref": "#/components/schemas/ResultDocument"}, "the latest document"),
+                      **_error_responses(400, 404, 503)},
+    }},
+    "/api/v1/pipelines/{name}/history": {"get": {
+        "operationId": "history",
+        "summary": "The newest snapshots emitted at or after 'since', oldest first.",
+        "parameters": [
+            _NAME,
+            _query("since", {"type": "string", "format": "date-time"}, "ISO-8601 time; naive times are UTC"),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "most snapshots"),
+        ],
+        "responses": {**_ok({"type": "object", "required": ["pipeline", "snapshots"], "properties": {
+            "pipeline": {"type": "string"},
+            "snapshots": {"type": "array", "items": {"$ref": "#/components/schemas/ResultDocument"}}}},
+            "the snapshots"), **_error_responses(400, 404, 503)},
+    }},
+    "/api/v1/pipelines/{name}/dead_letters": {"get": {
+        "operationId": "deadLetters",
+        "summary": "The newest dead letters with their reasons, newest first.",
+        "parameters": [
+            _NAME,
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "most dead letters"),
+        ],
+        "responses": {**_ok({"type": "object", "required": ["pipeline", "dead_letters"], "properties": {
+            "pipeline": {"type": "string"},
+            "dead_letters": {"type": "array", "items": {"$ref": "#/components/schemas/DeadLetter"}}}},
+            "the dead letters"), **_error_responses(400, 404, 503)},
+    }},
+    "/api/v1/explain": {"post": {
+        "operationId": "explain",
+        "summary": "A batch DIFF over the rows in the body; the document of `macrobase explain --format json`.",
+        "parameters": _EXPLAIN_PARAMS,
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"type": "array", "items": {
+                "type": "object", "additionalProperties": True}}},
+            "text/csv": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        }},
+        "responses": {**_ok({"$ref": "#/components/schemas/ResultDocument"}, "the result document"),
+                      **_error_responses(400, 413, 415, 422)},
+    }},
+    "/api/v1/openapi.json": {"get": {
+        "operationId": "openapi",
+        "summary": "This document.",
+        "responses": {**_ok({"type": "object"}, "the OpenAPI document"), **_error_responses(400)},
+    }},
+    "/healthz": {"get": {
+        "operationId": "healthz",
+        "summary": "Liveness: 200 when the result store can be read.",
+        "responses": {
+            **_ok({"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}, "healthy"),
+            "503": {"description": "the result store cannot be read", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {"status": {"type": "string"},
+                                                            "error": {"type": "string"}}}}}},
+        },
+    }},
+    "/metrics": {"get": {
+        "operationId": "metrics",
+        "summary": "Per-pipeline counters and gauges in the Prometheus text format.",
+        "responses": {"200": {"description": "Prometheus text exposition format 0.0.4",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}},
+                      **_error_responses(400, 503)},
+    }},
+}
+
+
+def openapi_document(auth_writes: bool = False, auth_reads: bool = False) -> dict[str, Any]:
+    """The document for a server whose writes / reads need a bearer token (a fresh copy)."""
+    doc: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {"title": "MacroBase streaming explanations", "version": API_VERSION,
+                 "description": "Which attribute combinations explain the anomalies in each pipeline's stream."},
+        "paths": copy.deepcopy(_PATHS),
+        "components": {"schemas": copy.deepcopy(_SCHEMAS),
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if path == "/healthz" or not (auth_writes if method == "post" else auth_reads):
+                continue
+            operation["security"] = [{"bearer": []}]
+            operation["responses"].update(_error_responses(401, 403))
+    return doc
