@@ -1,21 +1,37 @@
 """Private Numba kernels that count rows per attribute-value combination.
 
-A combination of k attributes is addressed by a mixed-radix key over each attribute's
-*frequent* values (remapped to 0..f-1), so tables scale with the surviving values and
-never with the product of raw cardinalities.
+Values are first mapped through a per-attribute lookup table ``lut`` to their index
+among the attribute's *frequent* values (0..f-1), every other value (infrequent or
+missing) to ``f``. A combination of attributes is then a mixed-radix key, so tables
+scale with the surviving values and never with the product of raw cardinalities.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-# Above this many cells a dense slot table would waste memory: look keys up by binary search.
+# Above this many cells a dense table would waste memory: look keys up by binary search.
 DENSE_CELL_LIMIT = 1 << 22
 
 
 @njit(cache=True)
-def _tally_dense(cols, mults, slot, counts):
-    """counts[slot[key(row)]] += 1 for every row whose key is frequent."""
+def _joint_counts(cols, luts, mults, counts):
+    """counts[key(row)] += 1 over all rows; key over every attribute (f = other)."""
+    n_rows = cols[0].shape[0]
+    k = len(cols)
+    for r in range(n_rows):
+        key = 0
+        for j in range(k):
+            c = cols[j][r]
+            # The lut's last slot (one past the largest code) holds the "other" index.
+            v = luts[j][c] if c >= 0 else luts[j][luts[j].shape[0] - 1]
+            key += v * mults[j]
+        counts[key] += 1
+
+
+@njit(cache=True)
+def _tally_dense(cols, luts, mults, slot, counts):
+    """counts[slot[key(row)]] += 1 for rows whose values are all frequent and whose key is kept."""
     n_rows = cols[0].shape[0]
     k = len(cols)
     for r in range(n_rows):
@@ -26,7 +42,11 @@ def _tally_dense(cols, mults, slot, counts):
             if c < 0:
                 ok = False
                 break
-            key += c * mults[j]
+            v = luts[j][c]
+            if v == luts[j][luts[j].shape[0] - 1]:
+                ok = False
+                break
+            key += v * mults[j]
         if ok:
             s = slot[key]
             if s >= 0:
@@ -34,8 +54,8 @@ def _tally_dense(cols, mults, slot, counts):
 
 
 @njit(cache=True)
-def _tally_sorted(cols, mults, keys, counts):
-    """Like `_tally_dense` but finds each key in the sorted frequent `keys`."""
+def _tally_sorted(cols, luts, mults, keys, counts):
+    """Like `_tally_dense` but finds each key in the sorted kept ``keys``."""
     n_rows = cols[0].shape[0]
     k = len(cols)
     n_keys = keys.shape[0]
@@ -47,26 +67,43 @@ def _tally_sorted(cols, mults, keys, counts):
             if c < 0:
                 ok = False
                 break
-            key += c * mults[j]
+            v = luts[j][c]
+            if v == luts[j][luts[j].shape[0] - 1]:
+                ok = False
+                break
+            key += v * mults[j]
         if ok:
             i = np.searchsorted(keys, key)
             if i < n_keys and keys[i] == key:
                 counts[i] += 1
 
 
-def tally(cols: tuple[np.ndarray, ...], mults: np.ndarray, n_cells: int, keys: np.ndarray) -> np.ndarray:
-    """Count, over all rows, how many rows carry each of the sorted combination ``keys``.
+def joint_counts(cols: tuple, luts: tuple, dims: list[int]) -> np.ndarray:
+    """Rows per cell of the joint table over all ``cols`` (shape ``dims``)."""
+    mults = _multipliers(dims)
+    counts = np.zeros(int(np.prod(dims, dtype=np.int64)), dtype=np.int64)
+    _joint_counts(cols, luts, mults, counts)
+    return counts.reshape(dims)
 
-    ``cols`` are remapped code columns (-1: missing or infrequent), ``mults`` the
-    mixed-radix multipliers and ``n_cells`` the number of possible keys.
-    """
+
+def tally(cols: tuple, luts: tuple, sizes: list[int], keys: np.ndarray) -> np.ndarray:
+    """Rows carrying each sorted mixed-radix ``keys`` over frequent-value indices ``sizes``."""
     counts = np.zeros(len(keys), dtype=np.int64)
     if len(keys) == 0:
         return counts
+    mults = _multipliers(sizes)
+    n_cells = int(np.prod(sizes, dtype=np.int64))
     if n_cells <= DENSE_CELL_LIMIT:
         slot = np.full(n_cells, -1, dtype=np.int32)
         slot[keys] = np.arange(len(keys), dtype=np.int32)
-        _tally_dense(cols, mults, slot, counts)
+        _tally_dense(cols, luts, mults, slot, counts)
     else:
-        _tally_sorted(cols, mults, keys, counts)
+        _tally_sorted(cols, luts, mults, keys, counts)
     return counts
+
+
+def _multipliers(dims) -> np.ndarray:
+    mults = np.ones(len(dims), dtype=np.int64)
+    for i in range(len(dims) - 2, -1, -1):
+        mults[i] = mults[i + 1] * dims[i + 1]
+    return mults

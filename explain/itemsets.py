@@ -1,9 +1,13 @@
 """Exact counts of every frequent itemset (support >= min_support) up to ``max_order``.
 
 Both explanation modes only look at itemsets whose support passes, and support is
-anti-monotone, so Apriori-style pruning is exact: singletons are counted first, only
-their frequent values take part in pairs, and pairs/triples are first counted among the
-outliers (few rows) and then, for the frequent ones only, among all rows.
+anti-monotone, so Apriori-style pruning is exact: values are first counted among the
+outliers (few rows) and only the frequent ones take part in combinations.
+
+Counting all rows then takes one pass: when the joint table over every attribute's
+frequent values (plus one "other" slot each) is small, one Numba pass fills it and every
+pair and triple is a marginal of it. Otherwise each combination is counted in its own
+pass, only for the combinations frequent among the outliers.
 """
 from __future__ import annotations
 
@@ -12,11 +16,13 @@ from itertools import combinations
 
 import numpy as np
 
-from explain._counting import tally
+from explain._counting import joint_counts, tally
 from explain.encoding import EncodedAttributes
 
 Item = tuple[int, int]            # (attribute index, value code)
 Itemset = tuple[Item, ...]        # items sorted by attribute index
+
+JOINT_CELL_LIMIT = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -26,11 +32,6 @@ class ItemsetCounts:
     counts: dict[Itemset, tuple[float, float]]
     outliers: float
     total: float
-
-
-def is_frequent(o: float, outliers: float, min_support: float) -> bool:
-    """support = o / O >= min_support (the single definition every counter uses)."""
-    return outliers > 0 and o / outliers >= min_support
 
 
 def count_frequent_itemsets(
@@ -45,52 +46,67 @@ def count_frequent_itemsets(
     if O == 0:
         return ItemsetCounts(counts, 0, N)
 
-    # Singletons: bincount over code+1 keeps missing (-1) in bin 0, then drops it.
-    remapped: list[np.ndarray] = []
-    frequent_codes: list[np.ndarray] = []
+    # Frequent values per attribute, from the outliers alone.
+    live, luts, freq_codes = [], [], []
     for j, codes in enumerate(encoded.codes):
         card = len(encoded.values[j])
-        o = np.bincount(codes[out_rows] + 1, minlength=card + 1)[1:]
+        out_codes = codes[out_rows]
+        o = np.bincount(out_codes[out_codes >= 0], minlength=card)
         freq = np.flatnonzero(o / O >= min_support)
-        lut = np.full(card + 1, -1, dtype=np.int32)
-        lut[freq + 1] = np.arange(len(freq), dtype=np.int32)
-        remapped.append(lut[codes + 1] if len(freq) else np.empty(0, np.int32))
-        frequent_codes.append(freq)
-        if len(freq):
-            n = np.bincount(codes + 1, minlength=card + 1)[1:]
-            for c in freq.tolist():
-                counts[((j, c),)] = (int(o[c]), int(n[c]))
+        if len(freq) == 0:
+            continue
+        lut = np.full(card + 1, len(freq), dtype=np.int32)   # last slot: missing -> other
+        lut[freq] = np.arange(len(freq), dtype=np.int32)
+        live.append(j)
+        luts.append(lut)
+        freq_codes.append(freq)
+    if not live:
+        return ItemsetCounts(counts, O, N)
 
-    live = [j for j in range(len(encoded.codes)) if len(frequent_codes[j])]
-    for order in range(2, min(max_order, len(live)) + 1):
-        for attrs in combinations(live, order):
-            _count_combination(attrs, remapped, frequent_codes, out_rows, O, min_support, counts)
+    cols = tuple(encoded.codes[j] for j in live)
+    luts_t = tuple(luts)
+    sizes = [len(f) for f in freq_codes]
+    # Outlier-side keys over all live attributes (small: outliers only).
+    out_idx = np.stack([np.where(c[out_rows] >= 0, lut[c[out_rows]], len(f))
+                        for c, lut, f in zip(cols, luts, freq_codes)])
+    dims = [s + 1 for s in sizes]
+    max_k = min(max_order, len(live))
+    if np.prod(dims, dtype=np.float64) <= JOINT_CELL_LIMIT:
+        joint_n = joint_counts(cols, luts_t, dims)
+        joint_o = np.zeros(dims, dtype=np.int64)
+        np.add.at(joint_o, tuple(out_idx), 1)
+        for k in range(1, max_k + 1):
+            for combo in combinations(range(len(live)), k):
+                others = tuple(a for a in range(len(live)) if a not in combo)
+                cut = tuple(slice(0, sizes[a]) for a in combo)  # drop the "other" slot
+                o = joint_o.sum(axis=others)[cut]
+                n = joint_n.sum(axis=others)[cut]
+                for cell in np.argwhere(o / O >= min_support):
+                    itemset = tuple((live[a], int(freq_codes[a][i])) for a, i in zip(combo, cell))
+                    counts[itemset] = (int(o[tuple(cell)]), int(n[tuple(cell)]))
+        return ItemsetCounts(counts, O, N)
+
+    for k in range(1, max_k + 1):
+        for combo in combinations(range(len(live)), k):
+            _count_combination(combo, live, cols, luts_t, sizes, freq_codes, out_idx, O, min_support, counts)
     return ItemsetCounts(counts, O, N)
 
 
-def _count_combination(attrs, remapped, frequent_codes, out_rows, O, min_support, counts) -> None:
-    sizes = [len(frequent_codes[j]) for j in attrs]
-    mults = np.ones(len(attrs), dtype=np.int64)
-    for i in range(len(attrs) - 2, -1, -1):
-        mults[i] = mults[i + 1] * sizes[i + 1]
-    n_cells = int(mults[0]) * sizes[0]
-
-    # Outliers first: a handful of rows, plain NumPy.
-    sub = np.stack([remapped[j][out_rows] for j in attrs])
-    ok = (sub >= 0).all(axis=0)
+def _count_combination(combo, live, cols, luts, sizes, freq_codes, out_idx, O, min_support, counts) -> None:
+    sub_sizes = [sizes[a] for a in combo]
+    sub = out_idx[list(combo)]
+    ok = (sub < np.asarray(sub_sizes)[:, None]).all(axis=0)
     if not ok.any():
         return
-    out_keys = (sub[:, ok].astype(np.int64) * mults[:, None]).sum(axis=0)
-    keys, o = np.unique(out_keys, return_counts=True)
+    mults = np.ones(len(combo), dtype=np.int64)
+    for i in range(len(combo) - 2, -1, -1):
+        mults[i] = mults[i + 1] * sub_sizes[i + 1]
+    keys, o = np.unique((sub[:, ok].astype(np.int64) * mults[:, None]).sum(axis=0), return_counts=True)
     keep = o / O >= min_support
     keys, o = keys[keep], o[keep]
     if len(keys) == 0:
         return
-    # Sub-itemsets must be frequent too (Apriori); a frequent key implies that already.
-    n = tally(tuple(remapped[j] for j in attrs), mults, n_cells, keys)
-    digits = (keys[:, None] // mults[None, :]) % np.asarray(sizes, dtype=np.int64)[None, :]
+    n = tally(tuple(cols[a] for a in combo), tuple(luts[a] for a in combo), sub_sizes, keys)
+    digits = (keys[:, None] // mults[None, :]) % np.asarray(sub_sizes, dtype=np.int64)[None, :]
     for key_digits, oc, nc in zip(digits.tolist(), o.tolist(), n.tolist()):
-        itemset = tuple(
-            (j, int(frequent_codes[j][d])) for j, d in zip(attrs, key_digits)
-        )
-        counts[itemset] = (oc, nc)
+        counts[tuple((live[a], int(freq_codes[a][d])) for a, d in zip(combo, key_digits))] = (oc, nc)

@@ -162,3 +162,19 @@ def test_refinement_prefers_higher_ratio_then_more_outliers():
     (found,) = apply_rules(counts, 100, 1000, min_support=0.01, min_ratio=3.0, ratio=global_ratio,
                            max_order=2, mode="refined", item_key=lambda i: i)
     assert found.itemset == ((0, 0), (1, 0))
+
+
+@pytest.mark.parametrize("joint_limit, dense_limit", [(0, 1 << 22), (0, 0)])
+def test_per_combination_counting_paths_agree(monkeypatch, joint_limit, dense_limit):
+    """Large joint tables fall back to one pass per combination (dense or sorted keys)."""
+    import explain._counting
+    import explain.itemsets
+    monkeypatch.setattr(explain.itemsets, "JOINT_CELL_LIMIT", joint_limit)
+    monkeypatch.setattr(explain._counting, "DENSE_CELL_LIMIT", dense_limit)
+    table, _ = planted_table(40_000, seed=4)
+    attributes = ["region", "firmware", "device_model", "carrier", "app_version"]
+    df = table.select(attributes + ["anomalous"]).to_pandas()
+    df = df.rename(columns={"anomalous": "outlier"}).astype({a: object for a in attributes})
+    for mode in ("refined", "minimal"):
+        params = dict(min_support=0.02, min_ratio=2.0, mode=mode)
+        assert_same(ours(df, attributes, **params), reference_explain(df, attributes, **params))
