@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Any, Iterator
 
+import connectors._quiet_beam  # noqa: F401  (before Beam)
 import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator

@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any, Iterator, Sequence
 
+import connectors._quiet_beam  # noqa: F401  (before Beam)
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.options.pipeline_options import PipelineOptions

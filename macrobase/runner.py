@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import connectors._quiet_beam  # noqa: F401  (before Beam)
 import apache_beam as beam
 
 from connectors.beam_source import release_run, request_stop
