@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 
-.PHONY: install test bench demo clean
+.PHONY: install browser test bench demo clean
 
 install: $(STAMP)
 
@@ -16,7 +16,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-test: install
+# The dashboard tests drive a real headless Chromium (Debian's chromium + chromium-driver).
+browser:
+	bash scripts/install_chromium.sh
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 bench: install
