@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import collections
 import os
 import signal
@@ -18,9 +19,24 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from typing import Deque
 
 __all__ = ["EmbeddedBroker", "BrokerStartError", "run_broker", "broker_binary"]
+
+
+_RUNNING: "weakref.WeakSet[EmbeddedBroker]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    # The broker runs in its own session (Ctrl-C in a terminal reaches only us), so make
+    # sure an interpreter that exits without calling stop() leaves no orphan behind.
+    for b in list(_RUNNING):
+        try:
+            b.stop()
+        except Exception:
+            pass
 
 
 class BrokerStartError(RuntimeError):
@@ -103,6 +119,7 @@ class EmbeddedBroker:
         self._reader = threading.Thread(target=self._drain, args=(self._proc,), daemon=True)
         self._reader.start()
         self._port = port
+        _RUNNING.add(self)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -125,6 +142,7 @@ class EmbeddedBroker:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
+        _RUNNING.discard(self)
         if proc is None:
             return
         if proc.poll() is None:

@@ -17,7 +17,7 @@ import yaml
 
 from connectors.broker import EmbeddedBroker
 from connectors.kafka_client import create_topic, produce_json
-from macrobase.service import run_service
+from macrobase.service import check_port_free, run_service
 from macrobase.synthetic import ATTRIBUTES, scenario_batch, to_json_lines
 
 TOPIC = "telemetry"
@@ -68,6 +68,7 @@ def demo_config(bootstrap: str, db: Path, port: int) -> dict:
 
 
 def run_demo(port: int = 8050) -> int:
+    check_port_free("127.0.0.1", port)  # before the broker and producer start
     with tempfile.TemporaryDirectory(prefix="macrobase-demo-") as tmp, EmbeddedBroker(port=0) as broker:
         create_topic([broker.bootstrap], TOPIC, 4)
         producer = DemoProducer(broker.bootstrap)

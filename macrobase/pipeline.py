@@ -20,7 +20,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from connectors.beam_source import ReadChunks
 from connectors.chunks import Chunk
-from connectors.kafka_client import BrokerUnavailable, KafkaClientError, open_partition_reader
+from connectors.kafka_client import BrokerUnavailable, KafkaClientError, open_partition_reader, produce_json
 from connectors.sinks import make_sink
 from macrobase.config import KafkaSourceConfig, PipelineConfig, RunnerConfig
 from macrobase.engine import Snapshot, StreamEngine
@@ -69,9 +69,22 @@ class WriteResults(beam.DoFn):
         offsets = {(_topic(src), p): off for (src, p), off in snap.offsets.items()}
         self.sink.write(snap.document, dead_letters=snap.dead_letters, offsets=offsets,
                         checkpoint=snap.checkpoint if self.sink.stores_state else None)
+        self._forward_dead_letters(snap.dead_letters)
         self._commit(offsets)
         self._status(snap, (time.monotonic() - started) * 1000)
         yield snap.document
+
+    def _forward_dead_letters(self, dead_letters) -> None:
+        src = self.cfg.source
+        topic = getattr(src, "dead_letter_topic", None)
+        if not topic or not dead_letters:
+            return
+        rows = [{"pipeline": self.cfg.name, "reason": d.reason, "detail": d.detail, "raw": d.raw,
+                 "offset": d.offset} for d in dead_letters]
+        try:
+            produce_json(src.bootstrap_servers, topic, rows)
+        except (BrokerUnavailable, KafkaClientError) as exc:
+            log.warning("dead letters not forwarded to %s: %s (they are kept in the store)", topic, exc)
 
     def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
         src = self.cfg.source

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -20,12 +21,29 @@ def _interrupt(*_):
     raise KeyboardInterrupt
 
 
+def check_port_free(host: str, port: int) -> None:
+    """A ValueError (one line for the user, exit status 2) when ``host:port`` is taken.
+
+    Checked before any process starts: otherwise the pipelines would run while gunicorn
+    retries the bind for several seconds and the service then dies with an internal error.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ValueError(f"server.port: cannot listen on {host}:{port} ({exc.strerror}); "
+                             "stop whatever uses it or choose another port") from None
+
+
 def run_service(config_path: str | os.PathLike, banner: str | None = None) -> int:
     """Run until Ctrl-C or SIGTERM; pipelines get a clean stop (final results, offsets)."""
     config = load_config(config_path)
+    host, port = config.server.host, config.server.port
+    check_port_free(host, port)
     signal.signal(signal.SIGTERM, _interrupt)
     supervisors = supervise(config)
-    host, port = config.server.host, config.server.port
     web = WebServer(["--config", os.fspath(config_path)], port=port, host=host)
     try:
         web.start()

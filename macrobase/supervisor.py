@@ -3,6 +3,8 @@
 A crash is never silent: the child records ``crashed`` with the error in the pipeline
 status table, the supervisor records ``restarting`` and starts it again after a backoff
 that doubles up to ``MAX_BACKOFF_S`` (and resets once a run has lasted a minute).
+A process that exits with status 0 has finished (a bounded source, final results
+stored) and is not restarted.
 """
 from __future__ import annotations
 
@@ -35,8 +37,15 @@ def _child(config: Config, name: str, restarts: int) -> None:
     """Entry point of a pipeline process."""
     from macrobase.runner import PipelineRun
 
+    class SupervisedRun(PipelineRun):
+        # The pipeline's own status rows carry ``restarts``; without this offset every
+        # snapshot of a restarted process would report 0 and erase the supervisor's count
+        # (macrobase_restarts_total going backwards).
+        def _run_beam(self, specs, checkpoint, run_id, run_restarts):
+            return super()._run_beam(specs, checkpoint, run_id, restarts + run_restarts)
+
     cfg = next(p for p in config.pipelines if p.name == name)
-    run = PipelineRun(config, cfg)
+    run = SupervisedRun(config, cfg)
     signal.signal(signal.SIGTERM, lambda *_: run.stop())
     signal.signal(signal.SIGINT, lambda *_: run.stop())
     _write_status(cfg, state="starting", restarts=restarts)
@@ -77,6 +86,9 @@ class Supervisor:
             self._process = self._spawn()
             self._process.join()
             if self._stopping.is_set():
+                return
+            if self._process.exitcode == 0:  # a bounded source finished (final snapshot stored): not a crash
+                log.info("pipeline %s finished", self.cfg.name)
                 return
             if time.monotonic() - started > HEALTHY_RUN_S:
                 backoff = 1.0

@@ -87,8 +87,9 @@ def test_planted_causes_through_kafka_with_dead_letters(tmp_path, kafka_broker, 
            b'{"power_drain": NaN}', b"[1, 2]"] * 20
     mixed = values[:70_000] + bad + values[70_000:]
     produce_json([kafka_broker.bootstrap], topic, mixed)
+    dlq = topic_factory(partitions=1, prefix="dlq")
     cfg = config(tmp_path, {"type": "kafka", "bootstrap_servers": [kafka_broker.bootstrap], "topic": topic,
-                            "client": client, "start_from": "earliest"})
+                            "client": client, "start_from": "earliest", "dead_letter_topic": dlq})
     final, store = run_until(cfg, lambda d: d["events"] == 150_000 and d["dead_letters"] == len(bad))
     got = sorted(sorted(e["attributes"].items()) for e in final["explanations"])
     assert got == sorted(sorted(c.items()) for c in causes)
@@ -101,6 +102,15 @@ def test_planted_causes_through_kafka_with_dead_letters(tmp_path, kafka_broker, 
         committed += r.committed() or 0
         r.close()
     assert committed == len(mixed)
+    # Dead letters were also forwarded to the dead-letter topic, with their reasons.
+    r = open_partition_reader(client, [kafka_broker.bootstrap], dlq, 0, None)
+    forwarded = []
+    deadline = time.monotonic() + 20
+    while len(forwarded) < len(bad) and time.monotonic() < deadline:
+        forwarded += [json.loads(v) for v in r.poll(1000, 0.5).values]
+    r.close()
+    assert len(forwarded) == len(bad)
+    assert sorted(f["raw"] for f in forwarded) == sorted(b.decode() for b in bad)
 
 
 def test_restart_from_committed_loses_and_duplicates_nothing(tmp_path, kafka_broker, topic_factory):
