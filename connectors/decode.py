@@ -129,10 +129,14 @@ def metric_to_float64(arr: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.nda
     else:  # bool, nested, binary, temporal: not a number
         codes[:] = np.where(valid, NON_NUMERIC, MISSING)
         return pa.nulls(n, pa.float64()), codes
-    finite = np.asarray(pc.fill_null(pc.is_finite(values), False))
+    # Numeric fast path in NumPy: Arrow's fill_null/if_else cost ~50 ms per 3M rows each.
+    x = values.to_numpy(zero_copy_only=False)  # nulls -> NaN
+    finite = np.isfinite(x)
+    if arr.null_count == 0 and finite.all():
+        return values, codes
     codes[~valid] = MISSING
     codes[valid & ~finite] = NON_FINITE
-    return pc.if_else(pa.array(codes == OK), values, None), codes
+    return pa.array(x, mask=codes != OK), codes
 
 
 def _valid_mask(arr: pa.Array) -> np.ndarray:
