@@ -72,11 +72,13 @@ class _Positions(RestrictionProvider):
 class ReadChunks(beam.DoFn):
     """Splittable DoFn: source spec -> stream of chunks."""
 
-    def __init__(self, run_id: str, slice_s: float = 1.0, poll_s: float = 0.2, heartbeat_s: float = 0.25):
+    def __init__(self, run_id: str, slice_s: float = 1.0, poll_s: float = 0.05, heartbeat_s: float = 0.25,
+                 idle_polls_before_yield: int = 3):
         self.run_id = run_id
         self.slice_s = slice_s
         self.poll_s = poll_s
         self.heartbeat_s = heartbeat_s
+        self.idle_polls_before_yield = idle_polls_before_yield
 
     @beam.DoFn.unbounded_per_element()
     def process(self, spec, tracker=beam.DoFn.RestrictionParam(_Positions()),
@@ -87,21 +89,27 @@ class ReadChunks(beam.DoFn):
         reader = self._reader(spec, position)
         deadline = time.monotonic() + self.slice_s
         last_out = time.monotonic()
+        idle_polls = 0
         while time.monotonic() < deadline:
             if stop.is_set():
                 yield Chunk(spec.key, getattr(spec, "partition", 0), position, end=True)
                 self._finish(spec, tracker)
                 return
             chunk = reader.read(self.poll_s)
-            if chunk is None or chunk.batch is None and not chunk.end:
-                if time.monotonic() - last_out >= self.heartbeat_s or (chunk and not chunk.healthy):
-                    last_out = time.monotonic()
-                    yield chunk or Chunk(spec.key, getattr(spec, "partition", 0), position)
-                continue
-            if chunk.end:
+            if chunk is not None and chunk.end:
                 yield chunk
                 self._finish(spec, tracker)
                 return
+            if chunk is None or chunk.batch is None:
+                idle_polls += 1
+                if chunk is not None or time.monotonic() - last_out >= self.heartbeat_s:
+                    last_out = time.monotonic()
+                    yield chunk or reader.heartbeat()
+                if idle_polls >= self.idle_polls_before_yield:
+                    yield reader.heartbeat()  # results still go out while every source idles
+                    break  # and the runner serves other sources meanwhile
+                continue
+            idle_polls = 0
             # Positions only go back when the broker lost its log (e.g. a restarted
             # in-memory broker): the reader starts over; keep the claimed range as is.
             if chunk.next_offset > position:

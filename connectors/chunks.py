@@ -7,8 +7,10 @@ resumes exactly after the last chunk whose results were stored.
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator, Protocol, Sequence
 
 import pyarrow as pa
@@ -41,6 +43,9 @@ class Chunk:
 class ChunkReader(Protocol):
     def read(self, timeout_s: float) -> Chunk | None:
         """The next chunk, or None when nothing arrived within ``timeout_s``."""
+
+    def heartbeat(self) -> Chunk:
+        """A chunk without rows carrying the reader's position and health."""
 
     def close(self) -> None: ...
 
@@ -76,49 +81,87 @@ class KafkaPartitionSpec:
 
 
 class KafkaChunkReader:
-    """Polls one partition and decodes each poll in one go (Arrow JSON)."""
+    """Polls and decodes one partition in a background thread.
 
-    LAG_EVERY_S = 2.0
+    The Kafka clients and Arrow's JSON reader release the GIL, so fetching and decoding
+    the next polls overlap with classifying the current one. At most ``QUEUE_CHUNKS``
+    decoded polls wait in memory; a full queue stops the poller (back-pressure).
+    """
+
+    QUEUE_CHUNKS = 8
+    UP_AFTER_S = 2.0  # empty polls without errors for this long: the broker is back
 
     def __init__(self, spec: KafkaPartitionSpec, position: int) -> None:
         self.spec = spec
         self.position = position
+        self.healthy = True
+        self.error: str | None = None
+        self._lag: int | None = None
+        self._queue: queue.Queue = queue.Queue(self.QUEUE_CHUNKS)
+        self._stopping = threading.Event()
         self._reader = open_partition_reader(spec.client, list(spec.bootstrap_servers), spec.topic,
                                              spec.partition, spec.group_id)
         self._reader.seek(position)
-        self._lag: int | None = None
-        self._lag_at = 0.0
+        self._thread = threading.Thread(target=self._pump, name=f"poll-{spec.key}", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        s, reader = self.spec, self._reader
+        down_since_ok: float | None = None
+        while not self._stopping.is_set():
+            try:
+                poll = reader.poll(s.poll_max_records, 0.2)
+            except BrokerUnavailable as exc:
+                down_since_ok = time.monotonic()
+                self._put(("down", str(exc)))
+                self._stopping.wait(0.5)
+                continue
+            except Exception as exc:  # a client bug must surface in the pipeline, not vanish
+                self._put(("error", exc))
+                return
+            self._lag = reader.lag_estimate()
+            if len(poll) == 0:
+                if down_since_ok is not None and time.monotonic() - down_since_ok > self.UP_AFTER_S:
+                    down_since_ok = None
+                    self._put(("up", None))
+                continue
+            down_since_ok = None
+            decoded = decode_json_messages(poll.values, list(s.schema.metrics), list(s.schema.attributes),
+                                           s.schema.time, timestamps_ms=poll.timestamps_ms, offsets=poll.offsets)
+            self._put(Chunk(s.key, s.partition, int(poll.offsets[-1]) + 1, decoded.batch, decoded.dead_letters,
+                            dropped=len(decoded.dead_letters), lag=self._lag))
+
+    def _put(self, item) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     def read(self, timeout_s: float) -> Chunk | None:
-        s = self.spec
         try:
-            poll = self._reader.poll(s.poll_max_records, timeout_s)
-        except BrokerUnavailable as exc:
-            time.sleep(min(timeout_s, 0.5))
-            return Chunk(s.key, s.partition, self.position, healthy=False, error=str(exc))
-        if len(poll) == 0:
-            self._refresh_lag(force=False)
+            item = self._queue.get(timeout=timeout_s)
+        except queue.Empty:
             return None
-        decoded = decode_json_messages(poll.values, list(s.schema.metrics), list(s.schema.attributes),
-                                       s.schema.time, timestamps_ms=poll.timestamps_ms, offsets=poll.offsets)
-        self.position = int(poll.offsets[-1]) + 1
-        self._refresh_lag(force=False)
-        return Chunk(s.key, s.partition, self.position, decoded.batch, decoded.dead_letters,
-                     dropped=len(decoded.dead_letters), lag=self._lag)
+        if isinstance(item, tuple):
+            kind, detail = item
+            if kind == "error":
+                raise detail
+            self.healthy, self.error = kind == "up", (detail if kind == "down" else None)
+            return self.heartbeat()
+        self.healthy, self.error = True, None
+        self.position = item.next_offset
+        return item
 
-    def _refresh_lag(self, force: bool) -> None:
-        now = time.monotonic()
-        if force or now - self._lag_at >= self.LAG_EVERY_S:
-            self._lag_at = now
-            try:
-                self._lag = max(0, self._reader.end_offset() - self.position)
-            except BrokerUnavailable:
-                self._lag = None
-
-    def commit(self, next_offset: int) -> None:
-        self._reader.commit(next_offset)
+    def heartbeat(self) -> Chunk:
+        """No rows: says the source is alive (or not) so results still go out on time."""
+        return Chunk(self.spec.key, self.spec.partition, self.position, lag=self._lag,
+                     healthy=self.healthy, error=self.error)
 
     def close(self) -> None:
+        self._stopping.set()
+        self._thread.join(5)
         self._reader.close()
 
 
@@ -166,6 +209,9 @@ class FileChunkReader:
             return Chunk(self.spec.key, 0, self.position, batch, dropped=fb.dropped)
         self._done = True
         return Chunk(self.spec.key, 0, self.position, end=True)
+
+    def heartbeat(self) -> Chunk:
+        return Chunk(self.spec.key, 0, self.position)
 
     def _pace(self) -> None:
         if self.spec.rate:

@@ -173,6 +173,9 @@ class PartitionReader:
         now = time.monotonic()
         if self._position is not None and now - self._checked_at >= self._probe_interval_s:
             self._checked_at = now
+            cached = self._cached_high_watermark()
+            if cached is not None and cached >= self._position:
+                return RawPoll()  # the last fetch saw data up to here: nothing was lost
             end = self.end_offset()
             if self._position > end:
                 start = self.beginning_offset()
@@ -181,6 +184,20 @@ class PartitionReader:
                     "restarting from offset %d", self.topic, self.partition, self._position, end, start)
                 self.seek(start)
         return RawPoll()
+
+    def _cached_high_watermark(self) -> int | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def lag_estimate(self) -> int | None:
+        """Messages behind the partition's end, from the last fetch (no broker round trip).
+
+        Tansu reports the last record batch's base offset + 1 as the high watermark, so
+        on it this can be low by up to one producer batch; None until a fetch happened.
+        """
+        hw = self._cached_high_watermark()
+        if hw is None or self._position is None:
+            return None
+        return max(0, hw - self._position)
 
     def _need_group(self) -> None:
         if self.group_id is None:
@@ -276,6 +293,10 @@ class _KafkaPythonReader(PartitionReader):
         self._side.seek(self._tp, hi - 1)
         self._call("end probe", self._side.poll, timeout_ms=int(self._timeout_s * 1000), max_records=1)
         return max(hi, int(self._side.highwater(self._tp) or 0))
+
+    def _cached_high_watermark(self) -> int | None:
+        hw = self._c.highwater(self._tp)
+        return None if hw is None else int(hw)
 
     def committed(self) -> int | None:
         if self.group_id is None:
@@ -374,6 +395,13 @@ class _ConfluentReader(PartitionReader):
 
     def beginning_offset(self) -> int:
         return self._watermarks()[0]
+
+    def _cached_high_watermark(self) -> int | None:
+        try:
+            lo, hi = self._c.get_watermark_offsets(self._TP(self.topic, self.partition), cached=True)
+        except Exception:  # no fetch yet
+            return None
+        return int(hi) if hi is not None and hi >= 0 else None
 
     def end_offset(self) -> int:
         hi = self._watermarks()[1]

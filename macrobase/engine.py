@@ -24,6 +24,7 @@ from operators.registry import make_classifier
 from operators.streaming import StreamingClassifier
 
 KEEP_DEAD_LETTERS = 1000
+CHECKPOINT_EVERY_S = 10.0  # a crash replays at most this much of the stream
 HISTOGRAM_BINS = 40
 
 
@@ -75,7 +76,7 @@ class Snapshot:
     document: dict[str, Any]
     dead_letters: tuple
     offsets: dict[tuple[str, int], int]
-    checkpoint: bytes
+    checkpoint: bytes | None  # every CHECKPOINT_EVERY_S and at the end; None in between
     final: bool = False
 
 
@@ -110,6 +111,7 @@ class StreamEngine:
         self.counters = _Counters()
         self.pending_dead_letters: deque = deque(maxlen=KEEP_DEAD_LETTERS)
         self.next_emit = time.monotonic() + e.emit_every
+        self.next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
         self.ended_sources: set[str] = set()
 
     # -- ingest ---------------------------------------------------------------------------
@@ -182,7 +184,11 @@ class StreamEngine:
         c.interval_events, c.interval_started = 0, now
         self.next_emit = now + self.cfg.explainer.emit_every
         # The checkpoint is taken after decay: a restored engine continues the next interval.
-        return Snapshot(doc, dead, dict(self.offsets), self.to_checkpoint(), final)
+        checkpoint = None
+        if final or now >= self.next_checkpoint:
+            checkpoint = self.to_checkpoint()
+            self.next_checkpoint = now + CHECKPOINT_EVERY_S
+        return Snapshot(doc, dead, dict(self.offsets), checkpoint, final)
 
     def _item_key(self, item: tuple[int, int]) -> tuple:
         return item[0], str(self.encoders[item[0]].values[item[1]])

@@ -56,5 +56,8 @@ class GeneratorReader:
         wanted = list(self.spec.schema.metrics) + list(self.spec.schema.attributes)
         return Chunk(self.spec.key, 0, self.position, batch.select(wanted))
 
+    def heartbeat(self) -> Chunk:
+        return Chunk(self.spec.key, 0, self.position)
+
     def close(self) -> None:
         pass

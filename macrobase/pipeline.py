@@ -28,28 +28,45 @@ from macrobase.engine import Snapshot, StreamEngine
 log = logging.getLogger(__name__)
 
 
+# Live engines of in-process runs, by (run id, pipeline). Beam's state API would pickle the
+# engine (tens of MB with a million distinct values) at every bundle; the engine lives here
+# instead and its durable copy is the checkpoint stored with the results.
+_ENGINES: dict[tuple[str, str], StreamEngine] = {}
+
+
+def release_engines(run_id: str) -> None:
+    for key in [k for k in _ENGINES if k[0] == run_id]:
+        del _ENGINES[key]
+
+
 class ExplainStream(beam.DoFn):
-    """Keyed by pipeline name: ingest chunks, emit a snapshot every ``emit_every``."""
+    """Keyed by pipeline name: ingest chunks, emit a snapshot every ``emit_every``.
 
-    ENGINE = ReadModifyWriteStateSpec("engine", PickleCoder())
+    The DoFn is stateful (so a runner routes every chunk of a pipeline to one place);
+    the only Beam state is whether this key was restored from its checkpoint.
+    """
 
-    def __init__(self, cfg: PipelineConfig, n_sources: int, checkpoint: bytes | None = None) -> None:
+    RESTORED = ReadModifyWriteStateSpec("restored", PickleCoder())
+
+    def __init__(self, cfg: PipelineConfig, n_sources: int, run_id: str, checkpoint: bytes | None = None) -> None:
         self.cfg = cfg
         self.n_sources = n_sources
+        self.run_id = run_id
         self.checkpoint = checkpoint
 
-    def process(self, keyed: tuple[str, Chunk], engine_state=beam.DoFn.StateParam(ENGINE)) -> Iterator[Snapshot]:
+    def process(self, keyed: tuple[str, Chunk], restored=beam.DoFn.StateParam(RESTORED)) -> Iterator[Snapshot]:
         name, chunk = keyed
-        engine = engine_state.read()
+        engine = _ENGINES.get((self.run_id, name))
         if engine is None:
             engine = StreamEngine(self.cfg)
-            if self.checkpoint:
+            if self.checkpoint and not restored.read():
                 engine.restore(self.checkpoint)
+                restored.write(True)
+            _ENGINES[(self.run_id, name)] = engine
         engine.ingest(chunk)
         finished = len(engine.ended_sources) >= self.n_sources
         if finished or engine.due():
             yield engine.snapshot(name, final=finished)
-        engine_state.write(engine)
 
 
 class WriteResults(beam.DoFn):
@@ -67,8 +84,10 @@ class WriteResults(beam.DoFn):
     def process(self, snap: Snapshot) -> Iterator[dict]:
         started = time.monotonic()
         offsets = {(_topic(src), p): off for (src, p), off in snap.offsets.items()}
-        self.sink.write(snap.document, dead_letters=snap.dead_letters, offsets=offsets,
-                        checkpoint=snap.checkpoint if self.sink.stores_state else None)
+        # Offsets are stored only with a checkpoint: a restart resumes both from one point.
+        with_state = self.sink.stores_state and snap.checkpoint is not None
+        self.sink.write(snap.document, dead_letters=snap.dead_letters, offsets=offsets if with_state else None,
+                        checkpoint=snap.checkpoint if with_state else None)
         self._forward_dead_letters(snap.dead_letters)
         self._commit(offsets)
         self._status(snap, (time.monotonic() - started) * 1000)
@@ -149,6 +168,6 @@ def build(p: beam.Pipeline, cfg: PipelineConfig, specs: Sequence[Any], run_id: s
         | f"{name}/read" >> beam.ParDo(ReadChunks(run_id))
         | f"{name}/key" >> beam.Map(lambda chunk, key=name: (key, chunk)).with_output_types(
             beam.typehints.Tuple[str, Any])
-        | f"{name}/explain" >> beam.ParDo(ExplainStream(cfg, len(specs), checkpoint))
+        | f"{name}/explain" >> beam.ParDo(ExplainStream(cfg, len(specs), run_id, checkpoint))
         | f"{name}/store" >> beam.ParDo(WriteResults(cfg, restarts))
     )

@@ -25,7 +25,7 @@ from connectors.kafka_client import BrokerUnavailable, list_partitions, open_par
 from macrobase.config import (Config, FileSourceConfig, GeneratorSourceConfig, KafkaSourceConfig,
                               PipelineConfig, SqliteSinkConfig)
 from macrobase.generator import GeneratorSpec
-from macrobase.pipeline import build, runner_and_options
+from macrobase.pipeline import build, release_engines, runner_and_options
 from macrobase.store import ResultStore
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,7 @@ class PipelineRun:
                 docs = self._run_beam(specs, checkpoint, run_id, restarts)
             finally:
                 release_run(run_id)
+                release_engines(run_id)
                 if watcher:
                     watcher.set()
             documents += len(docs)
@@ -197,15 +198,16 @@ def run_pipelines(config: Config, names: list[str] | None = None, duration: floa
     threads = [threading.Thread(target=target, args=(i,), name=r.cfg.name) for i, r in enumerate(runs)]
     for t in threads:
         t.start()
+    # Poll instead of join(): a KeyboardInterrupt inside Thread.join() can leave the
+    # thread marked finished while it still runs (CPython 3.11).
     try:
         while any(t.is_alive() for t in threads):
-            for t in threads:
-                t.join(0.2)
+            time.sleep(0.2)
     except KeyboardInterrupt:
         for r in runs:
             r.stop()
-        for t in threads:
-            t.join()
+        while any(t.is_alive() for t in threads):
+            time.sleep(0.2)
     if errors:
         raise errors[0]
     return results
