@@ -84,6 +84,8 @@ class Supervisor:
         while not self._stopping.is_set():
             started = time.monotonic()
             self._process = self._spawn()
+            if self._stopping.is_set():  # request_stop ran while spawning and saw the old process
+                self._process.terminate()
             self._process.join()
             if self._stopping.is_set():
                 return

@@ -55,10 +55,19 @@ def headless_chromium(width: int = 1440, height: int = 1200) -> Iterator:
 
 
 def text(driver, element_id: str) -> str:
-    """Visible text of the element with this id."""
-    from selenium.webdriver.common.by import By
+    """Rendered text of the element with this id ("" if absent).
 
-    return driver.find_element(By.ID, element_id).text
+    Read in one script call: the live page re-renders every tick, so an element found by
+    one WebDriver command may be stale by the next (StaleElementReferenceException).
+    """
+    return driver.execute_script(
+        "const e = document.getElementById(arguments[0]); return e ? e.innerText.trim() : '';", element_id)
+
+
+def texts(driver, css: str) -> list[str]:
+    """Rendered text of every element matching ``css``, in one script call (see :func:`text`)."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText.trim());", css)
 
 
 def points(driver, graph_id: str, trace_name: str) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import headless_chromium, points, severe_console_entries, text
+from tests.browser import headless_chromium, points, severe_console_entries, text, texts
 from tests.test_service import descendants, free_port, get, kill_all, start, wait_gone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,9 +78,7 @@ def test_demo_explains_the_planted_cause_within_60s(demo):
 
 
 def _sentence_rows(driver) -> list[str]:
-    from selenium.webdriver.common.by import By
-
-    return [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#explanations-table tbody tr") if r.text.strip()]
+    return [row for row in texts(driver, "#explanations-table tbody tr") if row]
 
 
 def _names_planted(row: str) -> bool:

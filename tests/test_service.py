@@ -91,11 +91,15 @@ def wait_gone(procs: dict[int, tuple[int, str]], timeout: float) -> dict[int, st
 
 
 def kill_all(process: subprocess.Popen, procs: dict[int, tuple[int, str]]) -> None:
-    """Teardown after a failure: SIGKILL the service and the descendants recorded for it."""
+    """Teardown after a failure: stop the service (SIGTERM, then SIGKILL) and every descendant recorded."""
     if process.poll() is None:
         procs = {**procs, **descendants(process.pid)}
-        process.kill()
-        process.wait(10)
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
     for pid, (started, _) in procs.items():
         if alive(pid, started):
             try:
@@ -233,17 +237,17 @@ def test_serve_supervises_restarts_and_stops_cleanly(tmp_path):
         seen = descendants(serve.pid)
         os.kill(victim, signal.SIGKILL)
 
-        states = []
+        rows: dict[str, dict] = {}  # first row seen in each state
 
         def back_running():
             p = _pipeline(base, "gen") or {}
-            if not states or states[-1] != p.get("status"):
-                states.append(p.get("status"))
+            rows.setdefault(p.get("status"), p)
             return p.get("status") == "running" and p.get("restarts", 0) >= 1 and p
 
         after = wait_for(back_running, 30, "gen running again after SIGKILL", interval=0.05, log=log)
-        assert {"crashed", "restarting"} & set(states), states
-        assert "exited" in (after["last_error"] or "") or after["last_error"] is None
+        # SIGKILL leaves the child no chance to say "crashed": the supervisor reports it, with the signal.
+        assert "restarting" in rows, list(rows)
+        assert rows["restarting"]["restarts"] == 1 and "-9" in rows["restarting"]["last_error"], rows["restarting"]
         assert len(workers()) == 1 and victim not in workers()
         # The restarted process keeps the count in every snapshot it reports, and streams again.
         events = after["events"] or 0
@@ -263,12 +267,12 @@ def test_serve_supervises_restarts_and_stops_cleanly(tmp_path):
         old_web = {pid: v for pid, v in descendants(serve.pid).items() if "macrobase.webserver" in v[1]}
         (arbiter,) = arbiters()
         os.kill(arbiter, signal.SIGKILL)
+        # Orphaned workers answer until they notice their parent is gone (about a second);
+        # only then can the new server bind, so wait for them first.
+        assert not wait_gone(old_web, 15), "the killed server's workers outlived it"
         wait_for(lambda: (a := arbiters()) and arbiter not in a and get(base + "/healthz", 2)[0] == 200, 30,
                  "a new web server after SIGKILL of gunicorn's arbiter", log=log)
-        assert not wait_gone(old_web, 10), "the killed server's workers outlived it"
         assert "web server exited; restarting it" in log.read_text()
-        status, body = get(base + "/api/v1/pipelines")
-        assert status == 200, (status, body)
         assert _pipeline(base, "gen")["status"] == "running"
 
         # SIGTERM: clean exit 0, final snapshots stored, nothing left running.
