@@ -437,7 +437,8 @@ def dead_letter_rows(letters: Sequence[Mapping[str, Any]], raw_chars: int = 120)
             raw = raw[: raw_chars - 1] + "…"
         where = ""
         if letter.get("partition") is not None or letter.get("offset") is not None:
-            where = f"p{letter.get('partition', '?')}@{letter.get('offset', '?')}"
+            part, off = letter.get("partition"), letter.get("offset")
+            where = f"p{'?' if part is None else part}@{'?' if off is None else off}"
         rows.append({
             "id": letter.get("id"),
             "received_at": _clock(letter.get("received_at")),

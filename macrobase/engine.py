@@ -123,7 +123,9 @@ class StreamEngine:
         if chunk.end:
             self.ended_sources.add(chunk.source)
         if chunk.dead_letters or chunk.dropped:
-            self.pending_dead_letters.extend(chunk.dead_letters)
+            self.pending_dead_letters.extend(
+                {"reason": d.reason, "detail": d.detail, "raw": d.raw, "offset": d.offset,
+                 "partition": chunk.partition} for d in chunk.dead_letters)
             c.dead_letters += max(chunk.dropped, len(chunk.dead_letters))
             c.dropped += chunk.dropped
         if chunk.batch is not None and chunk.batch.num_rows:

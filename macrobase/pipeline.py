@@ -98,8 +98,7 @@ class WriteResults(beam.DoFn):
         topic = getattr(src, "dead_letter_topic", None)
         if not topic or not dead_letters:
             return
-        rows = [{"pipeline": self.cfg.name, "reason": d.reason, "detail": d.detail, "raw": d.raw,
-                 "offset": d.offset} for d in dead_letters]
+        rows = [{"pipeline": self.cfg.name, **d} for d in dead_letters]
         try:
             produce_json(src.bootstrap_servers, topic, rows)
         except (BrokerUnavailable, KafkaClientError) as exc:

@@ -101,9 +101,10 @@ class RunResult:
 class PipelineRun:
     """One configured pipeline, run until stopped (in the calling thread)."""
 
-    def __init__(self, config: Config, cfg: PipelineConfig) -> None:
+    def __init__(self, config: Config, cfg: PipelineConfig, restarts: int = 0) -> None:
         self.config = config
         self.cfg = cfg
+        self.prior_restarts = restarts  # counted by a supervisor, reported in status rows
         self._stop = threading.Event()
         self._run_id: str | None = None
 
@@ -127,7 +128,7 @@ class PipelineRun:
                 request_stop(run_id)
             watcher = self._watch_partitions(specs, grew, run_id)
             try:
-                docs = self._run_beam(specs, checkpoint, run_id, restarts)
+                docs = self._run_beam(specs, checkpoint, run_id, self.prior_restarts + restarts)
             finally:
                 release_run(run_id)
                 release_engines(run_id)

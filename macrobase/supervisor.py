@@ -37,15 +37,9 @@ def _child(config: Config, name: str, restarts: int) -> None:
     """Entry point of a pipeline process."""
     from macrobase.runner import PipelineRun
 
-    class SupervisedRun(PipelineRun):
-        # The pipeline's own status rows carry ``restarts``; without this offset every
-        # snapshot of a restarted process would report 0 and erase the supervisor's count
-        # (macrobase_restarts_total going backwards).
-        def _run_beam(self, specs, checkpoint, run_id, run_restarts):
-            return super()._run_beam(specs, checkpoint, run_id, restarts + run_restarts)
-
     cfg = next(p for p in config.pipelines if p.name == name)
-    run = SupervisedRun(config, cfg)
+    # Status rows carry the supervisor's restart count, so it never goes backwards.
+    run = PipelineRun(config, cfg, restarts=restarts)
     signal.signal(signal.SIGTERM, lambda *_: run.stop())
     signal.signal(signal.SIGINT, lambda *_: run.stop())
     _write_status(cfg, state="starting", restarts=restarts)

@@ -111,6 +111,8 @@ def test_planted_causes_through_kafka_with_dead_letters(tmp_path, kafka_broker, 
     r.close()
     assert len(forwarded) == len(bad)
     assert sorted(f["raw"] for f in forwarded) == sorted(b.decode() for b in bad)
+    assert {f["partition"] for f in forwarded} <= {0, 1, 2, 3}
+    assert all(d["partition"] is not None for d in store.dead_letters("p", limit=1000))
 
 
 def test_restart_from_committed_loses_and_duplicates_nothing(tmp_path, kafka_broker, topic_factory):
