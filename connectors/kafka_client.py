@@ -445,16 +445,16 @@ class _ConfluentReader(PartitionReader):
                     raise BrokerUnavailable(f"poll on {self.topic}[{self.partition}]: broker unreachable")
             return self._empty_poll()
         self._down = False
-        values, offsets, stamps = [], [], []
-        for m in msgs:
-            err = m.error()
-            if err is not None:
-                if err.fatal():
-                    raise KafkaClientError(f"poll on {self.topic}[{self.partition}]: {err}")
-                continue  # partition-level and transient errors: the client retries
-            values.append(m.value())
-            offsets.append(m.offset())
-            stamps.append(m.timestamp()[1])
+        # One comprehension per field: this runs once per message, holding the GIL.
+        errors = [m for m in msgs if m.error() is not None]
+        if errors:
+            fatal = [m.error() for m in errors if m.error().fatal()]
+            if fatal:
+                raise KafkaClientError(f"poll on {self.topic}[{self.partition}]: {fatal[0]}")
+            msgs = [m for m in msgs if m.error() is None]  # transient: the client retries
+        values = [m.value() for m in msgs]
+        offsets = [m.offset() for m in msgs]
+        stamps = [m.timestamp()[1] for m in msgs]
         if offsets:
             self._position = offsets[-1] + 1
         return RawPoll(values=values, offsets=np.asarray(offsets, np.int64),
