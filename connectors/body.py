@@ -23,12 +23,10 @@ import io
 import json
 from typing import Any, Sequence
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
-from connectors.decode import OK, metric_to_float64
-from connectors.files import FileData
+from connectors.files import FileData, normalize_columns
 
 __all__ = ["BodyError", "BODY_FORMATS", "body_format", "read_body"]
 
@@ -82,25 +80,8 @@ def read_body(data: bytes, media_type: str, metrics: Sequence[str], attributes: 
         raise BodyError(
             f"column(s) {', '.join(map(repr, missing))} not found; the body has: "
             + (", ".join(sorted(present)) if present else "(no columns)"), parameter)
-    table, dropped = _normalize(table, metrics, wanted)
+    table, dropped = normalize_columns(table, metrics, attributes)
     return FileData(table=table, dropped=dropped, total_read=table.num_rows + dropped)
-
-
-def _normalize(table: pa.Table, metrics: list[str], wanted: list[str]) -> tuple[pa.Table, int]:
-    # connectors.files' rule: a row is kept iff every metric converts to a finite float.
-    keep = np.ones(table.num_rows, dtype=bool)
-    cols: dict[str, pa.Array] = {}
-    for name in wanted:
-        col = table.column(name)
-        if name in metrics:
-            col, codes = metric_to_float64(col)
-            keep &= codes == OK
-        elif pa.types.is_null(col.type):
-            col = pa.nulls(table.num_rows, pa.string())
-        cols[name] = col
-    out = pa.table(cols)
-    dropped = int(table.num_rows - keep.sum())
-    return (out.filter(pa.array(keep)) if dropped else out), dropped
 
 
 def _column(values: list[Any]) -> pa.Array:

@@ -183,7 +183,7 @@ def _iter(path, metrics, attributes, time, batch_rows) -> Iterator[tuple[pa.Tabl
                 part = raw.slice(start, batch_rows)
                 if part.num_rows == 0 and raw.num_rows > 0:
                     break
-                table, dropped = _normalize(part, metrics, attributes, time)
+                table, dropped = normalize_columns(part, metrics, attributes, time)
                 yield table, dropped + bad, part.num_rows + bad
                 bad = 0
             if bar is not None:
@@ -362,8 +362,13 @@ def _parquet_batches(path: str, wanted: list[str], batch_rows: int):
         yield b, int(size * done / total), 0
 
 
-def _normalize(part, metrics, attributes, time) -> tuple[pa.Table, int]:
-    # Columns stay chunked (no copy of large string columns); only metrics are rebuilt.
+def normalize_columns(part: pa.Table, metrics: Sequence[str], attributes: Sequence[str],
+                      time: str | None = None) -> tuple[pa.Table, int]:
+    """Keep the wanted columns, metrics as finite float64; drop (and count) other rows.
+
+    Shared by files and HTTP request bodies so both see the same rows. Columns stay
+    chunked (no copy of large string columns); only metrics are rebuilt.
+    """
     n = part.num_rows
     keep = np.ones(n, dtype=bool)
     cols: dict[str, pa.Array] = {}
