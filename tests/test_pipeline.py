@@ -5,7 +5,6 @@ import json
 import threading
 import time
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
