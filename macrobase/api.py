@@ -307,18 +307,18 @@ class _Args:
         return value
 
     def number(self, name: str, default: float | None, *, low: float | None = None, high: float | None = None,
-               low_open: bool = False) -> float | None:
+               low_open: bool = False, high_open: bool = False) -> float | None:
         value = self.text(name)
         if value is None:
             return default
-        interval = _interval(low, high, low_open)
+        interval = _interval(low, high, low_open, high_open)
         try:
             number = float(value)
         except ValueError:
             raise ApiError(400, f"{name}: expected a number{interval}, got {value!r}", name) from None
         if not math.isfinite(number):
             raise ApiError(400, f"{name}: expected a finite number{interval}, got {value!r}", name)
-        if (low is not None and (number <= low if low_open else number < low)) or (high is not None and number > high):
+        if (low is not None and (number <= low if low_open else number < low)) or (high is not None and (number >= high if high_open else number > high)):
             raise ApiError(400, f"{name}: expected a number{interval}, got {value!r}", name)
         return number
 
@@ -344,9 +344,9 @@ class _Args:
         return items
 
 
-def _interval(low: float | None, high: float | None, low_open: bool) -> str:
+def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool = False) -> str:
     if low is not None and high is not None:
-        return f" in {'(' if low_open else '['}{low:g}, {high:g}]"
+        return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
     if low is not None:
         return f" {'>' if low_open else '>='} {low:g}"
     return ""
@@ -531,7 +531,7 @@ def _explain(max_body_bytes: int) -> dict:
     metrics = args.names("metric")
     attributes = args.names("attributes")
     classifier = args.choice("classifier", CLASSIFIERS, "percentile")
-    percentile = args.number("percentile", None, low=0.0, high=100.0, low_open=True)
+    percentile = args.number("percentile", None, low=0.0, high=100.0, low_open=True, high_open=True)
     score_cutoff = args.number("score_cutoff", None, low=0.0, low_open=True)
     predicate = args.text("predicate")
     tail = args.choice("tail", TAILS, "high")

@@ -37,3 +37,12 @@ def topic_factory(kafka_broker):
         return name
 
     return make
+
+
+# Property tests explore fixed (derandomized) examples so a CI run is reproducible;
+# HYPOTHESIS_PROFILE=explore draws new examples on every run.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+_hypothesis_settings.register_profile("explore", print_blob=True)
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

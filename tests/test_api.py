@@ -255,6 +255,7 @@ BAD_POSTS = [
     ("?metric=m&attributes=a&classifier=lof", CSV, "text/csv", 400, "classifier"),
     ("?metric=m&attributes=a&percentile=120", CSV, "text/csv", 400, "percentile"),
     ("?metric=m&attributes=a&percentile=0", CSV, "text/csv", 400, "percentile"),
+    ("?metric=m&attributes=a&percentile=100", CSV, "text/csv", 400, "percentile"),
     ("?metric=m&attributes=a&percentile=99&score_cutoff=3&classifier=mad", CSV, "text/csv", 400, "percentile"),
     ("?metric=m&attributes=a&score_cutoff=3", CSV, "text/csv", 400, "score_cutoff"),
     ("?metric=m&attributes=a&score_cutoff=-1&classifier=mad", CSV, "text/csv", 400, "score_cutoff"),
