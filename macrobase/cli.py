@@ -130,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `macrobase explain ... | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         # Every user error in the code base is a ValueError (or an OS error on the path).
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

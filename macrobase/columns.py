@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,7 +50,3 @@ def metric_matrix(table: pa.Table | pa.RecordBatch, metrics: Sequence[str]) -> n
     """float64 (rows, metrics) matrix; metrics are already validated finite by the readers."""
     cols = [np.asarray(table.column(m).to_numpy(), dtype=np.float64) for m in metrics]
     return cols[0] if len(cols) == 1 else np.column_stack(cols)
-
-
-def as_python(value: Any) -> Any:
-    return value.as_py() if isinstance(value, pa.Scalar) else value
