@@ -29,25 +29,27 @@ def _joint_counts(cols, luts, mults, counts):
         counts[key] += 1
 
 
+@njit(cache=True, inline="always")
+def _frequent_key(cols, luts, mults, r):
+    """Mixed-radix key of row ``r``, or -1 if one of its values is missing or infrequent."""
+    key = 0
+    for j in range(len(cols)):
+        c = cols[j][r]
+        if c < 0:
+            return -1
+        v = luts[j][c]
+        if v == luts[j][luts[j].shape[0] - 1]:
+            return -1
+        key += v * mults[j]
+    return key
+
+
 @njit(cache=True)
 def _tally_dense(cols, luts, mults, slot, counts):
     """counts[slot[key(row)]] += 1 for rows whose values are all frequent and whose key is kept."""
-    n_rows = cols[0].shape[0]
-    k = len(cols)
-    for r in range(n_rows):
-        key = 0
-        ok = True
-        for j in range(k):
-            c = cols[j][r]
-            if c < 0:
-                ok = False
-                break
-            v = luts[j][c]
-            if v == luts[j][luts[j].shape[0] - 1]:
-                ok = False
-                break
-            key += v * mults[j]
-        if ok:
+    for r in range(cols[0].shape[0]):
+        key = _frequent_key(cols, luts, mults, r)
+        if key >= 0:
             s = slot[key]
             if s >= 0:
                 counts[s] += 1
@@ -56,23 +58,10 @@ def _tally_dense(cols, luts, mults, slot, counts):
 @njit(cache=True)
 def _tally_sorted(cols, luts, mults, keys, counts):
     """Like `_tally_dense` but finds each key in the sorted kept ``keys``."""
-    n_rows = cols[0].shape[0]
-    k = len(cols)
     n_keys = keys.shape[0]
-    for r in range(n_rows):
-        key = 0
-        ok = True
-        for j in range(k):
-            c = cols[j][r]
-            if c < 0:
-                ok = False
-                break
-            v = luts[j][c]
-            if v == luts[j][luts[j].shape[0] - 1]:
-                ok = False
-                break
-            key += v * mults[j]
-        if ok:
+    for r in range(cols[0].shape[0]):
+        key = _frequent_key(cols, luts, mults, r)
+        if key >= 0:
             i = np.searchsorted(keys, key)
             if i < n_keys and keys[i] == key:
                 counts[i] += 1
