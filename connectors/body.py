@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
+from connectors.decode import python_column
 from connectors.files import FileData, normalize_columns
 
 __all__ = ["BodyError", "BODY_FORMATS", "body_format", "read_body"]
@@ -84,26 +85,13 @@ def read_body(data: bytes, media_type: str, metrics: Sequence[str], attributes: 
     return FileData(table=table, dropped=dropped, total_read=table.num_rows + dropped)
 
 
-def _column(values: list[Any]) -> pa.Array:
-    # As connectors.decode does for JSON: nested values become JSON text, a column mixing
-    # types becomes strings, so a value is never silently coerced to another type.
-    values = [json.dumps(v) if isinstance(v, (dict, list)) else v for v in values]
-    kinds = {type(v) for v in values if v is not None}
-    if kinds <= {int, float} or len(kinds) <= 1:
-        try:
-            return pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            pass
-    return pa.array([None if v is None else v if isinstance(v, str) else json.dumps(v) for v in values], pa.string())
-
-
 def _objects(rows: list[Any], wanted: list[str], what: str) -> tuple[pa.Table, set[str]]:
     present: set[str] = set()
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise BodyError(f"expected {what}; element {i} is {_kind(row)}")
         present.update(row)
-    return pa.table({c: _column([row.get(c) for row in rows]) for c in wanted if c in present}), present
+    return pa.table({c: python_column([row.get(c) for row in rows]) for c in wanted if c in present}), present
 
 
 def _kind(value: Any) -> str:

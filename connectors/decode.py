@@ -370,12 +370,12 @@ def _slow_parse(
     # Retry Arrow's parser on the valid objects so column types match the fast path.
     table = _fast_parse([values[i] for i in rows], wanted) if rows else None
     if table is None:
-        table = pa.table({c: _py_column([o.get(c) for o in objs]) for c in wanted}
+        table = pa.table({c: python_column([o.get(c) for o in objs]) for c in wanted}
                          if wanted else {"__rows": pa.nulls(len(objs))})
     return table, rows_arr, dead
 
 
-def _py_column(vals: list[Any]) -> pa.Array:
+def python_column(vals: list[Any]) -> pa.Array:
     """Arrow column from Python values; nested values become JSON text, mixed types strings."""
     vals = [json.dumps(v) if isinstance(v, (dict, list)) else v for v in vals]
     kinds = {type(v) for v in vals if v is not None}

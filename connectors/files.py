@@ -40,7 +40,7 @@ import pyarrow.csv as pcsv
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-from connectors.decode import OK, _py_column, metric_to_float64
+from connectors.decode import OK, python_column, metric_to_float64
 
 __all__ = [
     "FileData",
@@ -340,7 +340,7 @@ def _json_chunk(lines: list[bytes], wanted: list[str]) -> tuple[pa.Table, set[st
             continue
         names.update(o)
         objs.append(o)
-    return pa.table({c: _py_column([o.get(c) for o in objs]) for c in wanted}), names, bad
+    return pa.table({c: python_column([o.get(c) for o in objs]) for c in wanted}), names, bad
 
 
 def _parquet_batches(path: str, wanted: list[str], batch_rows: int):
