@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import traceback
@@ -126,6 +127,9 @@ COMMANDS = {"explain": cmd_explain, "run": cmd_run, "serve": cmd_serve, "broker"
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # kafka-python logs every failed reconnect at ERROR; the pipeline's own status says
+    # "degraded" and our messages name what to fix, so keep its log for debugging only.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if os.environ.get("MACROBASE_DEBUG") else logging.CRITICAL)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

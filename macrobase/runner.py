@@ -30,6 +30,7 @@ from macrobase.store import ResultStore
 
 log = logging.getLogger(__name__)
 PARTITION_CHECK_S = 10.0
+PARTITION_WAIT_S = 15.0  # for the broker or the topic to appear at start-up
 
 
 def event_schema(cfg: PipelineConfig) -> EventSchema:
@@ -77,17 +78,24 @@ def source_specs(cfg: PipelineConfig, partitions: list[int] | None = None) -> tu
     return specs, checkpoint
 
 
-def _partitions(src: KafkaSourceConfig, wait_s: float = 30.0) -> list[int]:
+def _partitions(src: KafkaSourceConfig, wait_s: float = PARTITION_WAIT_S) -> list[int]:
+    """The topic's partitions, waiting up to ``wait_s`` for the broker or the topic to appear."""
     deadline = time.monotonic() + wait_s
+    unreachable = None
     while True:
         try:
             parts = list_partitions(src.client, src.bootstrap_servers, src.topic)
+            unreachable = None
             if parts:
                 return sorted(parts)
-        except BrokerUnavailable:
-            pass
+        except BrokerUnavailable as exc:
+            unreachable = exc
         if time.monotonic() > deadline:
-            raise ValueError(f"source.topic: topic {src.topic!r} not found on {', '.join(src.bootstrap_servers)}")
+            servers = ", ".join(src.bootstrap_servers)
+            if unreachable is not None:
+                raise ValueError(f"source.bootstrap_servers: no Kafka broker answers on {servers} "
+                                 "(for local development start one with `macrobase broker`)")
+            raise ValueError(f"source.topic: topic {src.topic!r} not found on {servers}")
         time.sleep(0.5)
 
 
