@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import signal
 import sys
 import threading
@@ -36,6 +37,9 @@ def _write_status(cfg: PipelineConfig, **status) -> None:
 def _child(config: Config, name: str, restarts: int) -> None:
     """Entry point of a pipeline process."""
     from macrobase.runner import PipelineRun
+
+    # As in the CLI: broker outages show as "degraded", not as a stream of client errors.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if os.environ.get("MACROBASE_DEBUG") else logging.CRITICAL)
 
     cfg = next(p for p in config.pipelines if p.name == name)
     # Status rows carry the supervisor's restart count, so it never goes backwards.
