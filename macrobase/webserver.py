@@ -139,7 +139,7 @@ def serve(app: Any, host: str = "127.0.0.1", port: int = 8050, *, workers: int =
     """
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     options = {"bind": bind, "workers": workers, "threads": threads, "worker_class": "gthread",
-               "timeout": timeout, "graceful_timeout": 3, "accesslog": "-" if access_log else None,
+               "timeout": timeout, "graceful_timeout": 10, "accesslog": "-" if access_log else None,
                "errorlog": "-", "loglevel": "warning", **gunicorn_options}
     _gunicorn_app(app, options).run()
 
