@@ -12,6 +12,7 @@ an ``end`` chunk and finish its restriction.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Any, Iterator
@@ -92,7 +93,7 @@ class ReadChunks(beam.DoFn):
         idle_polls = 0
         while time.monotonic() < deadline:
             if stop.is_set():
-                yield Chunk(spec.key, getattr(spec, "partition", 0), position, end=True)
+                yield dataclasses.replace(reader.heartbeat(), end=True)
                 self._finish(spec, tracker)
                 return
             chunk = reader.read(self.poll_s)

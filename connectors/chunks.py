@@ -38,6 +38,11 @@ class Chunk:
     healthy: bool = True
     error: str | None = None
     end: bool = False
+    stream: str | None = None  # what offsets are stored under (a Kafka topic); default: source
+
+    @property
+    def offset_key(self) -> tuple[str, int]:
+        return (self.stream or self.source, self.partition)
 
 
 class ChunkReader(Protocol):
@@ -128,8 +133,8 @@ class KafkaChunkReader:
             down_since_ok = None
             decoded = decode_json_messages(poll.values, list(s.schema.metrics), list(s.schema.attributes),
                                            s.schema.time, timestamps_ms=poll.timestamps_ms, offsets=poll.offsets)
-            self._put(Chunk(s.key, s.partition, int(poll.offsets[-1]) + 1, decoded.batch, decoded.dead_letters,
-                            dropped=len(decoded.dead_letters), lag=self._lag))
+            self._put(Chunk(s.key, s.partition, poll.next_offset, decoded.batch, decoded.dead_letters,
+                            dropped=len(decoded.dead_letters), lag=self._lag, stream=s.topic))
 
     def _put(self, item) -> None:
         while not self._stopping.is_set():
@@ -157,7 +162,7 @@ class KafkaChunkReader:
     def heartbeat(self) -> Chunk:
         """No rows: says the source is alive (or not) so results still go out on time."""
         return Chunk(self.spec.key, self.spec.partition, self.position, lag=self._lag,
-                     healthy=self.healthy, error=self.error)
+                     healthy=self.healthy, error=self.error, stream=self.spec.topic)
 
     def close(self) -> None:
         self._stopping.set()

@@ -69,7 +69,6 @@ _CODE_TO_REASON = {MISSING: "missing_metric", NON_NUMERIC: "non_numeric_metric",
 _NUMBER_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _NONFINITE_RE = r"^[+-]?(nan|inf|infinity)$"
 _NUMBER_PY = re.compile(_NUMBER_RE)
-_NONFINITE_PY = re.compile(_NONFINITE_RE, re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -173,28 +172,6 @@ def _py_float(x: str | None) -> float | None:
         return float(x) if x is not None else None
     except ValueError:
         return None
-
-
-def _py_metric(v: Any) -> tuple[float | None, int]:
-    """Per-value twin of :func:`metric_to_float64` for the slow path."""
-    if v is None:
-        return None, MISSING
-    if isinstance(v, bool):
-        return None, NON_NUMERIC
-    if isinstance(v, (int, float)):
-        f = float(v)
-        return (f, OK) if math.isfinite(f) else (None, NON_FINITE)
-    if isinstance(v, str):
-        s = v.strip()
-        if not s:
-            return None, MISSING
-        if _NONFINITE_PY.match(s):
-            return None, NON_FINITE
-        if not _NUMBER_PY.match(s):
-            return None, NON_NUMERIC
-        f = float(s)
-        return (f, OK) if math.isfinite(f) else (None, NON_FINITE)
-    return None, NON_NUMERIC
 
 
 # ------------------------------------------------------------------------ event time

@@ -181,8 +181,6 @@ def _iter(path, metrics, attributes, time, batch_rows) -> Iterator[tuple[pa.Tabl
             # are not objects) skipped by the reader; counted as dropped and as read.
             for start in range(0, max(raw.num_rows, 1), batch_rows):
                 part = raw.slice(start, batch_rows)
-                if part.num_rows == 0 and raw.num_rows > 0:
-                    break
                 table, dropped = normalize_columns(part, metrics, attributes, time)
                 yield table, dropped + bad, part.num_rows + bad
                 bad = 0

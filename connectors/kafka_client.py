@@ -51,8 +51,8 @@ __all__ = [
     "KafkaClientError",
     "open_partition_reader",
     "list_partitions",
+    "quiet_client_logs",
     "create_topic",
-    "delete_topic",
     "produce_json",
 ]
 
@@ -202,6 +202,12 @@ class PartitionReader:
     def _need_group(self) -> None:
         if self.group_id is None:
             raise ValueError("committing offsets needs a group_id")
+
+
+def quiet_client_logs(debug: bool = False) -> None:
+    """kafka-python logs every failed reconnect at ERROR; a pipeline reports an outage as
+    "degraded" instead, so the client's log is for debugging only."""
+    logging.getLogger("kafka").setLevel(logging.DEBUG if debug else logging.CRITICAL)
 
 
 def open_partition_reader(
@@ -546,19 +552,6 @@ def create_topic(bootstrap_servers: Sequence[str], topic: str, partitions: int =
         raise KafkaClientError(f"cannot create topic {topic!r}: {err}") from e
     except Exception as e:  # concurrent.futures timeout
         raise BrokerUnavailable(f"cannot create topic {topic!r}: {e!r}") from e
-
-
-def delete_topic(bootstrap_servers: Sequence[str], topic: str, timeout_s: float = 10.0) -> None:
-    """Delete ``topic`` (errors other than a missing topic are raised)."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": ",".join(bootstrap_servers), "log_level": 3})
-    try:
-        admin.delete_topics([topic], operation_timeout=timeout_s)[topic].result(timeout=timeout_s)
-    except KafkaException as e:
-        if e.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-            raise KafkaClientError(f"cannot delete topic {topic!r}: {e.args[0]}") from e
 
 
 def _to_bytes(x: Any) -> bytes:

@@ -117,39 +117,30 @@ def describe_attributes(attributes: Mapping[str, Any]) -> str:
     return " AND ".join(f"{key}={value}" for key, value in attributes.items())
 
 
-def _strict(value: Any) -> Any:
-    # Documents should already be strict JSON; make sure a stray float inf/nan cannot
-    # produce invalid JSON (json.dumps would write Infinity/NaN).
-    if isinstance(value, float) and not math.isfinite(value):
-        if math.isnan(value):
-            return None
-        return "inf" if value > 0 else "-inf"
-    if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
+def strict_json(value: Any) -> Any:
+    """``value`` as strict JSON data: inf as ``"inf"``/``"-inf"``, NaN as None, NumPy
+    scalars as Python numbers, datetimes as ISO-8601 UTC (json.dumps would write Infinity).
+
+    >>> strict_json({"r": float("inf"), "x": [float("nan"), 1]})
+    {'r': 'inf', 'x': [None, 1]}
+    """
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, Mapping):
+        return {str(k): strict_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
+        return [strict_json(v) for v in value]
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # NumPy scalar
+        return strict_json(value.item())
     return value
 
 
 def _dumps(document: Mapping[str, Any]) -> str:
-    return json.dumps(_strict(document), allow_nan=False, separators=(",", ":"), ensure_ascii=False, default=_default)
-
-
-def _default(value: Any) -> Any:
-    # numpy scalars and datetimes sneak into documents built from arrays
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, datetime):
-        return iso_utc(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _ratio(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return float(value)  # "inf"
-    return float(value)
+    return json.dumps(strict_json(document), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 
 
 def _field(item: Any, name: str, default: Any = None) -> Any:
@@ -342,7 +333,7 @@ class SqliteSink(ResultSink):
             metric = next((m for m in RATIO_METRICS if m in item), None)
             rows.append((
                 rank, pipeline, emitted_at, canonical_attributes(attributes), describe_attributes(attributes),
-                len(attributes), item.get("support"), metric, _ratio(item.get(metric)) if metric else None,
+                len(attributes), item.get("support"), metric, (None if item.get(metric) is None else float(item.get(metric))) if metric else None,
                 item.get("outlier_count"), item.get("count"),
             ))
         letters = [_dead_letter_row(pipeline, letter, now) for letter in dead_letters] if self.keep_dead_letters else []

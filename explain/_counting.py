@@ -69,7 +69,7 @@ def _tally_sorted(cols, luts, mults, keys, counts):
 
 def joint_counts(cols: tuple, luts: tuple, dims: list[int]) -> np.ndarray:
     """Rows per cell of the joint table over all ``cols`` (shape ``dims``)."""
-    mults = _multipliers(dims)
+    mults = multipliers(dims)
     counts = np.zeros(int(np.prod(dims, dtype=np.int64)), dtype=np.int64)
     _joint_counts(cols, luts, mults, counts)
     return counts.reshape(dims)
@@ -80,7 +80,7 @@ def tally(cols: tuple, luts: tuple, sizes: list[int], keys: np.ndarray) -> np.nd
     counts = np.zeros(len(keys), dtype=np.int64)
     if len(keys) == 0:
         return counts
-    mults = _multipliers(sizes)
+    mults = multipliers(sizes)
     n_cells = int(np.prod(sizes, dtype=np.int64))
     if n_cells <= DENSE_CELL_LIMIT:
         slot = np.full(n_cells, -1, dtype=np.int32)
@@ -91,7 +91,8 @@ def tally(cols: tuple, luts: tuple, sizes: list[int], keys: np.ndarray) -> np.nd
     return counts
 
 
-def _multipliers(dims) -> np.ndarray:
+def multipliers(dims) -> np.ndarray:
+    """Mixed-radix place values: key = sum(index[j] * mults[j]) over dimensions ``dims``."""
     mults = np.ones(len(dims), dtype=np.int64)
     for i in range(len(dims) - 2, -1, -1):
         mults[i] = mults[i + 1] * dims[i + 1]

@@ -14,7 +14,7 @@ import numpy as np
 from explain.encoding import EncodedAttributes
 from explain.itemsets import count_frequent_itemsets
 from explain.metrics import ratio_function
-from explain.result import Explanation
+from explain.result import Explanation, explanations_from, value_item_key
 from explain.rules import MODES, apply_rules
 
 
@@ -37,7 +37,7 @@ class BatchExplainer:
 
     def explain(self, encoded: EncodedAttributes, is_outlier: np.ndarray) -> list[Explanation]:
         """Explanations sorted by outlier count, ratio, then attributes."""
-        ratio = self._validate()
+        ratio = self.validate()
         is_outlier = np.asarray(is_outlier, dtype=bool)
         if is_outlier.ndim != 1 or len(is_outlier) != encoded.n_rows:
             raise ValueError(
@@ -48,21 +48,12 @@ class BatchExplainer:
             counts.counts, counts.outliers, counts.total,
             min_support=self.min_support, min_ratio=self.min_ratio, ratio=ratio,
             max_order=self.max_order, mode=self.mode,
-            item_key=lambda item: (item[0], str(encoded.values[item[0]][item[1]])),
+            item_key=value_item_key(encoded.values),
         )
-        return [
-            Explanation(
-                attributes=tuple((encoded.names[a], encoded.values[a][c]) for a, c in f.itemset),
-                support=f.outliers / counts.outliers,
-                ratio=f.ratio,
-                ratio_metric=self.ratio_metric,
-                outlier_count=f.outliers,
-                count=f.rows,
-            )
-            for f in found
-        ]
+        return explanations_from(found, encoded.names, encoded.values, counts.outliers, self.ratio_metric)
 
-    def _validate(self):
+    def validate(self):
+        """Raise ValueError naming the first bad parameter; return the ratio function."""
         check_explainer_params(self.min_support, self.min_ratio, self.max_order, self.mode)
         return ratio_function(self.ratio_metric)
 

@@ -16,7 +16,7 @@ from itertools import combinations
 
 import numpy as np
 
-from explain._counting import joint_counts, tally
+from explain._counting import joint_counts, multipliers, tally
 from explain.encoding import EncodedAttributes
 
 Item = tuple[int, int]            # (attribute index, value code)
@@ -47,7 +47,7 @@ def count_frequent_itemsets(
         return ItemsetCounts(counts, 0, N)
 
     # Frequent values per attribute, from the outliers alone.
-    live, luts, freq_codes = [], [], []
+    live, luts, freq_codes, out_idx = [], [], [], []
     for j, codes in enumerate(encoded.codes):
         card = len(encoded.values[j])
         out_codes = codes[out_rows]
@@ -60,27 +60,26 @@ def count_frequent_itemsets(
         live.append(j)
         luts.append(lut)
         freq_codes.append(freq)
+        out_idx.append(lut[out_codes])  # missing (-1) reads the lut's last slot: "other"
     if not live:
         return ItemsetCounts(counts, O, N)
 
     cols = tuple(encoded.codes[j] for j in live)
     luts_t = tuple(luts)
     sizes = [len(f) for f in freq_codes]
-    # Outlier-side keys over all live attributes (small: outliers only).
-    out_idx = np.stack([np.where(c[out_rows] >= 0, lut[c[out_rows]], len(f))
-                        for c, lut, f in zip(cols, luts, freq_codes)])
+    out_idx = np.stack(out_idx)  # frequent-value index per outlier and live attribute
     dims = [s + 1 for s in sizes]
     max_k = min(max_order, len(live))
     if np.prod(dims, dtype=np.float64) <= JOINT_CELL_LIMIT:
         joint_n = joint_counts(cols, luts_t, dims)
         joint_o = np.zeros(dims, dtype=np.int64)
         np.add.at(joint_o, tuple(out_idx), 1)
+        marginals = _Marginals(joint_o, joint_n)
         for k in range(1, max_k + 1):
             for combo in combinations(range(len(live)), k):
-                others = tuple(a for a in range(len(live)) if a not in combo)
+                o, n = marginals.of(combo)
                 cut = tuple(slice(0, sizes[a]) for a in combo)  # drop the "other" slot
-                o = joint_o.sum(axis=others)[cut]
-                n = joint_n.sum(axis=others)[cut]
+                o, n = o[cut], n[cut]
                 for cell in np.argwhere(o / O >= min_support):
                     itemset = tuple((live[a], int(freq_codes[a][i])) for a, i in zip(combo, cell))
                     counts[itemset] = (int(o[tuple(cell)]), int(n[tuple(cell)]))
@@ -92,15 +91,32 @@ def count_frequent_itemsets(
     return ItemsetCounts(counts, O, N)
 
 
+class _Marginals:
+    """Outlier and row counts summed over every axis but ``combo``, each summed from an
+    already computed marginal one axis larger (so no sum runs over the whole table twice)."""
+
+    def __init__(self, joint_o: np.ndarray, joint_n: np.ndarray) -> None:
+        self._cache = {tuple(range(joint_o.ndim)): (joint_o, joint_n)}
+        self._axes = joint_o.ndim
+
+    def of(self, combo: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        found = self._cache.get(combo)
+        if found is None:
+            extra = next(a for a in range(self._axes) if a not in combo)
+            parent = tuple(sorted((*combo, extra)))
+            o, n = self.of(parent)
+            axis = parent.index(extra)
+            found = self._cache[combo] = (o.sum(axis=axis), n.sum(axis=axis))
+        return found
+
+
 def _count_combination(combo, live, cols, luts, sizes, freq_codes, out_idx, O, min_support, counts) -> None:
     sub_sizes = [sizes[a] for a in combo]
     sub = out_idx[list(combo)]
     ok = (sub < np.asarray(sub_sizes)[:, None]).all(axis=0)
     if not ok.any():
         return
-    mults = np.ones(len(combo), dtype=np.int64)
-    for i in range(len(combo) - 2, -1, -1):
-        mults[i] = mults[i + 1] * sub_sizes[i + 1]
+    mults = multipliers(sub_sizes)
     keys, o = np.unique((sub[:, ok].astype(np.int64) * mults[:, None]).sum(axis=0), return_counts=True)
     keep = o / O >= min_support
     keys, o = keys[keep], o[keep]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterable, Sequence
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,8 @@ class Explanation:
             "attributes": {k: _json_value(v) for k, v in self.attributes},
             "support": self.support,
             self.ratio_metric: json_number(self.ratio),
-            "outlier_count": _count(self.outlier_count),
-            "count": _count(self.count),
+            "outlier_count": json_count(self.outlier_count),
+            "count": json_count(self.count),
         }
 
     def sentence(self) -> str:
@@ -55,8 +55,31 @@ def json_number(x: float) -> float | str:
     return x
 
 
-def _count(x: float) -> int | float:
-    return int(x) if float(x).is_integer() else x
+def json_count(x: float) -> int | float:
+    """Exact counts stay integers; decayed (streaming) counts keep 6 decimals."""
+    x = float(x)
+    return int(x) if x.is_integer() else round(x, 6)
+
+
+def value_item_key(values: Sequence[Sequence[Any]]) -> Callable[[tuple[int, int]], tuple]:
+    """Deterministic item order: attribute position, then the value's text."""
+    return lambda item: (item[0], str(values[item[0]][item[1]]))
+
+
+def explanations_from(found: Iterable[Any], names: Sequence[str], values: Sequence[Sequence[Any]],
+                      outliers: float, ratio_metric: str) -> list[Explanation]:
+    """Explanations for :class:`explain.rules.Found` itemsets of ``(attribute, code)`` items."""
+    return [
+        Explanation(
+            attributes=tuple((names[a], values[a][c]) for a, c in f.itemset),
+            support=f.outliers / outliers if outliers else 0.0,
+            ratio=f.ratio,
+            ratio_metric=ratio_metric,
+            outlier_count=f.outliers,
+            count=f.rows,
+        )
+        for f in found
+    ]
 
 
 def _json_value(v: Any) -> Any:

@@ -407,17 +407,13 @@ class StreamingExplainer:
             for c in np.flatnonzero(self._frequent(o)).tolist():
                 counts[((j, c),)] = (float(o[c]), float(n[c]))
         for r in self.sketches_:
-            for itemset, on in zip(*self._frequent_entries(r, sketch_only=False)):
+            for itemset, on in zip(*self._frequent_entries(r)):
                 counts[itemset] = on
         return counts
 
-    def _frequent_entries(self, r: int, sketch_only: bool):
+    def _frequent_entries(self, r: int):
         """(itemsets, (o, n) pairs) of the frequent entries of order ``r``."""
-        if sketch_only:
-            s = self.sketches_[r]
-            keys, o, n = s.keys, s.o, s.n
-        else:
-            keys, o, n = self._entries(r)
+        keys, o, n = self._entries(r)
         keep = self._frequent(o)
         if not keep.any():
             return [], []

@@ -53,7 +53,7 @@ from typing import Any, Callable, Iterable, Mapping
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from connectors.sinks import RATIO_METRICS
+from connectors.sinks import RATIO_METRICS, strict_json
 from macrobase.store import ResultStore
 
 __all__ = [
@@ -95,25 +95,6 @@ class ApiError(Exception):
 
 
 # --------------------------------------------------------------------------- JSON
-
-
-def strict_json(value: Any) -> Any:
-    """``value`` with inf as ``"inf"``/``"-inf"``, NaN as None, numpy scalars as Python numbers.
-
-    >>> strict_json({"r": float("inf"), "x": [float("nan"), 1]})
-    {'r': 'inf', 'x': [None, 1]}
-    """
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, Mapping):
-        return {str(k): strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
-        return strict_json(value.item())
-    return value
 
 
 def _json(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -518,7 +499,7 @@ def _pipeline_summary(name: str, status: dict | None, latest: dict | None) -> di
 
 def _explain(max_body_bytes: int) -> dict:
     from connectors.body import BodyError, body_format, read_body
-    from macrobase.diff import DiffRequest, build_classifier, run_diff
+    from macrobase.diff import DiffRequest, prepare, run_diff
 
     if request.content_length is not None and request.content_length > max_body_bytes:
         raise ApiError(413, f"the body is {request.content_length} bytes; the limit is {max_body_bytes}"
@@ -545,7 +526,7 @@ def _explain(max_body_bytes: int) -> dict:
     req = DiffRequest(metrics=metrics, attributes=attributes, classifier=classifier, percentile=percentile,
                       score_cutoff=score_cutoff, predicate=predicate, tail=tail, explainer=explainer)
     try:
-        build_classifier(req)  # option conflicts fail before the body is read
+        prepare(req)  # option conflicts fail before the body is read
     except ValueError as exc:
         raise ApiError(400, str(exc), _parameter_of(exc, "classifier")) from None
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import traceback
@@ -64,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from connectors.files import read_file
-    from macrobase.diff import DiffRequest, run_diff
+    from macrobase.diff import DiffRequest, prepare, run_diff
     from macrobase.render import format_table
 
     req = DiffRequest(
@@ -74,10 +73,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         explainer=dict(min_support=args.min_support, min_ratio=args.min_ratio,
                        ratio_metric=args.ratio_metric, max_order=args.max_order, mode=args.mode),
     )
-    from macrobase.diff import build_classifier
-    from explain import BatchExplainer
-    build_classifier(req)                       # bad options fail before reading a big file
-    BatchExplainer(**req.explainer)._validate()
+    prepare(req)  # bad options fail before reading a big file
     data = read_file(args.file, req.metrics, req.attributes)
     doc = run_diff(data.table, req, dropped=data.dropped)
     if args.format == "json":
@@ -127,9 +123,8 @@ COMMANDS = {"explain": cmd_explain, "run": cmd_run, "serve": cmd_serve, "broker"
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # kafka-python logs every failed reconnect at ERROR; the pipeline's own status says
-    # "degraded" and our messages name what to fix, so keep its log for debugging only.
-    logging.getLogger("kafka").setLevel(logging.DEBUG if os.environ.get("MACROBASE_DEBUG") else logging.CRITICAL)
+    from connectors.kafka_client import quiet_client_logs
+    quiet_client_logs(debug=bool(os.environ.get("MACROBASE_DEBUG")))
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

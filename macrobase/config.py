@@ -68,7 +68,6 @@ __all__ = [
 ]
 
 TOKEN_ENV = "MACROBASE_TOKEN"
-SCORING_CLASSIFIERS = ("mad", "mcd", "zscore")
 
 
 class ConfigError(ValueError):

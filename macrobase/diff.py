@@ -22,7 +22,7 @@ _PREDICATE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-
 
 @dataclass(frozen=True)
 class DiffRequest:
-    """Everything one batch DIFF needs, validated by :func:`validate`."""
+    """Everything one batch DIFF needs; :func:`build_classifier` validates it."""
 
     metrics: tuple[str, ...]
     attributes: tuple[str, ...]
@@ -59,27 +59,40 @@ def build_classifier(req: DiffRequest):
         if req.predicate is None:
             raise ValueError("predicate: the predicate classifier needs a predicate such as '>= 60'")
         op, value = parse_predicate(req.predicate)
-        return make_classifier("predicate", op=op, value=value)
+        return classifier_template("predicate", {"op": op, "value": value})
     if req.predicate is not None:
         raise ValueError(f"predicate: only valid with the predicate classifier, not {req.classifier}")
-    if req.classifier == "percentile":
-        if req.score_cutoff is not None:
-            raise ValueError("score_cutoff: the percentile classifier takes a percentile, not a score cutoff")
-        return make_classifier("percentile", percentile=99.0 if req.percentile is None else req.percentile,
-                               tail=req.tail)
+    if req.classifier == "percentile" and req.score_cutoff is not None:
+        raise ValueError("score_cutoff: the percentile classifier takes a percentile, not a score cutoff")
     cutoff = {"score": req.score_cutoff} if req.score_cutoff is not None else {
         "percentile": 99.0 if req.percentile is None else req.percentile}
-    params: dict[str, Any] = {"cutoff": cutoff, "tail": req.tail}
-    if req.classifier == "mcd":
-        params["random_state"] = 0
-    return make_classifier(req.classifier, **params)
+    return classifier_template(req.classifier, cutoff, req.tail)
+
+
+def classifier_template(kind: str, cutoff: dict[str, Any], tail: str = "high"):
+    """An unfitted classifier from DESIGN.md's cut-off: ``{score: z}``, ``{percentile: p}``
+    or, for predicates, ``{op: ">=", value: v}`` (shared by batch requests and pipelines)."""
+    if kind == "predicate":
+        return make_classifier("predicate", op=cutoff["op"], value=cutoff["value"])
+    if kind == "percentile":
+        return make_classifier("percentile", percentile=cutoff.get("percentile", 99.0), tail=tail)
+    params: dict[str, Any] = {"cutoff": cutoff, "tail": tail}
+    if kind == "mcd":
+        params["random_state"] = 0  # reproducible FastMCD starts
+    return make_classifier(kind, **params)
+
+
+def prepare(req: DiffRequest) -> tuple[Any, BatchExplainer]:
+    """The classifier and explainer of a request; bad options fail here, before any data is read."""
+    explainer = BatchExplainer(**req.explainer)
+    classifier = build_classifier(req)
+    explainer.validate()
+    return classifier, explainer
 
 
 def run_diff(table: pa.Table, req: DiffRequest, dropped: int = 0) -> dict[str, Any]:
     """Classify the rows of ``table`` and explain its outliers: DESIGN.md's result document."""
-    classifier = build_classifier(req)
-    explainer = BatchExplainer(**req.explainer)
-    explainer._validate()  # fail on bad explainer options before the classifier runs
+    classifier, explainer = prepare(req)
     n = table.num_rows
     if n == 0:
         return document(0, 0, dropped, {}, [])

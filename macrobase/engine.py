@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 
 from connectors.chunks import Chunk
 from explain.streaming import StreamingExplainer
-from explain.result import json_number
+from explain.result import explanations_from, json_count, value_item_key
 from macrobase.columns import dictionary_codes, metric_matrix
-from macrobase.config import PercentileCutoff, PipelineConfig, PredicateCutoff, ScoreCutoff
-from operators.registry import make_classifier
+from macrobase.config import PipelineConfig
+from macrobase.diff import classifier_template
 from operators.streaming import StreamingClassifier
 
 KEEP_DEAD_LETTERS = 1000
@@ -78,19 +78,7 @@ class ValueEncoder:
 
 def build_classifier(cfg) -> StreamingClassifier:
     c = cfg.classifier
-    if c.type == "predicate":
-        assert isinstance(c.cutoff, PredicateCutoff)
-        template = make_classifier("predicate", op=c.cutoff.op, value=c.cutoff.value)
-    elif c.type == "percentile":
-        p = c.cutoff.percentile if isinstance(c.cutoff, PercentileCutoff) else 99.0
-        template = make_classifier("percentile", percentile=p, tail=c.tail)
-    else:
-        cutoff = ({"score": c.cutoff.score} if isinstance(c.cutoff, ScoreCutoff)
-                  else {"percentile": c.cutoff.percentile})
-        params: dict[str, Any] = {"cutoff": cutoff, "tail": c.tail}
-        if c.type == "mcd":
-            params["random_state"] = 0
-        template = make_classifier(c.type, **params)
+    template = classifier_template(c.type, c.cutoff.model_dump(), c.tail)
     t = c.training
     return StreamingClassifier(template, reservoir=t.reservoir, decay=t.decay,
                                retrain_every=t.retrain_every, random_state=0)
@@ -158,7 +146,7 @@ class StreamEngine:
         if chunk.batch is not None and chunk.batch.num_rows:
             self._ingest_rows(chunk.batch)
         if chunk.batch is not None or chunk.end:
-            self.offsets[(chunk.source, chunk.partition)] = chunk.next_offset
+            self.offsets[chunk.offset_key] = chunk.next_offset
 
     def _ingest_rows(self, batch: pa.RecordBatch) -> None:
         X = metric_matrix(batch, self.metrics)
@@ -189,16 +177,17 @@ class StreamEngine:
         c = self.counters
         elapsed = max(now - c.interval_started, 1e-9)
         O, N = self.explainer.totals
-        found = self.explainer.explanations(item_key=self._item_key)
+        values = [enc.values for enc in self.encoders]
+        found = self.explainer.explanations(item_key=value_item_key(values))
         metric = self.cfg.explainer.ratio_metric
         doc = {
             "pipeline": pipeline,
             "emitted_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "total": _number(N),
-            "outliers": _number(O),
+            "total": json_count(N),
+            "outliers": json_count(O),
             "dropped": c.dropped,
             "thresholds": self.classifier.thresholds(self.metrics),
-            "explanations": [self._explanation(f, O, metric) for f in found],
+            "explanations": [e.to_dict() for e in explanations_from(found, self.attributes, values, O, metric)],
             "events_per_second": round(c.interval_events / elapsed, 1),
             "dead_letters": c.dead_letters,
             "events": c.events,
@@ -218,18 +207,6 @@ class StreamEngine:
             checkpoint = self.to_checkpoint()
             self.next_checkpoint = now + CHECKPOINT_EVERY_S
         return Snapshot(doc, dead, dict(self.offsets), checkpoint, final)
-
-    def _item_key(self, item: tuple[int, int]) -> tuple:
-        return item[0], str(self.encoders[item[0]].values[item[1]])
-
-    def _explanation(self, f, O: float, metric: str) -> dict[str, Any]:
-        return {
-            "attributes": {self.attributes[a]: self.encoders[a].values[code] for a, code in f.itemset},
-            "support": f.outliers / O if O else 0.0,
-            metric: json_number(f.ratio),
-            "outlier_count": _number(f.outliers),
-            "count": _number(f.rows),
-        }
 
     def _distribution(self) -> dict[str, Any]:
         sample = self.classifier.sample()
@@ -260,15 +237,9 @@ class StreamEngine:
         self.explainer = StreamingExplainer.from_state(state["explainer"])
         self.classifier = state["classifier"]
         for enc, (values,) in zip(self.encoders, state["encoders"]):
-            enc.values = list(values)
-            enc.codes = {v: i for i, v in enumerate(enc.values)}
+            enc.__setstate__({"values": values})
         self.held = state["held"]
         self.offsets = dict(state["offsets"])
         c = self.counters
         c.events, c.outliers, c.dead_letters, c.dropped = state["counters"]
         return self
-
-
-def _number(x: float) -> int | float:
-    x = float(x)
-    return int(x) if x.is_integer() else round(x, 6)

@@ -83,7 +83,7 @@ class WriteResults(beam.DoFn):
 
     def process(self, snap: Snapshot) -> Iterator[dict]:
         started = time.monotonic()
-        offsets = {(_topic(src), p): off for (src, p), off in snap.offsets.items()}
+        offsets = snap.offsets
         # Offsets are stored only with a checkpoint: a restart resumes both from one point.
         with_state = self.sink.stores_state and snap.checkpoint is not None
         self.sink.write(snap.document, dead_letters=snap.dead_letters, offsets=offsets if with_state else None,
@@ -140,12 +140,6 @@ class WriteResults(beam.DoFn):
             except Exception:
                 pass
         self.sink.close()
-
-
-def _topic(source_key: str) -> str:
-    # Kafka chunk sources are "topic/partition"; files use their path.
-    topic, sep, part = source_key.rpartition("/")
-    return topic if sep and part.isdigit() else source_key
 
 
 def runner_and_options(runner: RunnerConfig) -> tuple[Any, PipelineOptions]:

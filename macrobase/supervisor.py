@@ -36,12 +36,12 @@ def _write_status(cfg: PipelineConfig, **status) -> None:
 
 def _child(config: Config, name: str, restarts: int) -> None:
     """Entry point of a pipeline process."""
+    from connectors.kafka_client import quiet_client_logs
     from macrobase.runner import PipelineRun
 
-    # As in the CLI: broker outages show as "degraded", not as a stream of client errors.
-    logging.getLogger("kafka").setLevel(logging.DEBUG if os.environ.get("MACROBASE_DEBUG") else logging.CRITICAL)
+    quiet_client_logs(debug=bool(os.environ.get("MACROBASE_DEBUG")))
 
-    cfg = next(p for p in config.pipelines if p.name == name)
+    cfg = config.pipeline(name)
     # Status rows carry the supervisor's restart count, so it never goes backwards.
     run = PipelineRun(config, cfg, restarts=restarts)
     signal.signal(signal.SIGTERM, lambda *_: run.stop())

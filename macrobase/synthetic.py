@@ -78,20 +78,14 @@ SCENARIO: tuple[tuple[float, float, Cause], ...] = (
 )
 
 
-def active_causes(t: float) -> list[Cause]:
-    """Causes active at simulated second ``t`` of the scenario."""
-    phase = t % SCENARIO_PERIOD_S
-    return [c for start, end, c in SCENARIO if start <= phase < end]
-
-
 def scenario_batch(rng: np.random.Generator, n: int, t0: float, t1: float,
                    epoch_ms: int = 0) -> pa.RecordBatch:
     """``n`` events spread over simulated seconds [t0, t1) of the live scenario."""
     codes = {a: rng.integers(0, len(v), n, dtype=np.int32) for a, v in ATTRIBUTES.items()}
     t = np.sort(rng.uniform(t0, t1, n))
     anomalous = rng.random(n) < BACKGROUND_RATE
+    phase = t % SCENARIO_PERIOD_S
     for start, end, cause in SCENARIO:
-        phase = t % SCENARIO_PERIOD_S
         match = (phase >= start) & (phase < end)
         for attr, value in cause.items.items():
             match &= codes[attr] == ATTRIBUTES[attr].index(value)

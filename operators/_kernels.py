@@ -169,29 +169,6 @@ def logdet_chol(L):
 
 
 @njit(cache=True)
-def inverse_from_chol(L):
-    """(L L^T)^-1 by solving against the identity (d is small)."""
-    d = L.shape[0]
-    inv = np.zeros((d, d), dtype=np.float64)
-    e = np.zeros(d, dtype=np.float64)
-    y = np.zeros(d, dtype=np.float64)
-    for c in range(d):
-        e[:] = 0.0
-        e[c] = 1.0
-        for i in range(d):  # L y = e
-            t = e[i]
-            for k in range(i):
-                t -= L[i, k] * y[k]
-            y[i] = t / L[i, i]
-        for i in range(d - 1, -1, -1):  # L^T z = y
-            t = y[i]
-            for k in range(i + 1, d):
-                t -= L[k, i] * inv[k, c]
-            inv[i, c] = t / L[i, i]
-    return inv
-
-
-@njit(cache=True)
 def sq_mahalanobis(X, loc, L):
     """Squared Mahalanobis distance of every row under N(loc, L L^T)."""
     n, d = X.shape
