@@ -3,17 +3,20 @@
 One element per source (a Kafka (topic, partition), or a file); the restriction is an
 ``OffsetRange`` of positions (Kafka offsets or row indices). Each invocation polls for up
 to ``slice_s`` seconds, claiming the last position of every chunk, then defers the rest,
-so the runner checkpoints and resumes it. When a source is idle (or its broker is
-unreachable) a heartbeat chunk without rows still flows, so results go out on time.
+so the runner checkpoints and resumes it, possibly in another worker process. When a
+source is idle (or its broker unreachable) a heartbeat chunk without rows still flows, so
+results go out on time.
 
-The in-process runner (FnApiRunner) cannot cancel an unbounded pipeline, so a run is
-stopped from the source side: :func:`request_stop` makes every reader of that run emit
-an ``end`` chunk and finish its restriction.
+Nothing lives in module globals. Open readers are a per-instance cache: a reader is reused
+only when this instance handed out everything up to the restriction's start; otherwise a
+new one opens at that start, so a runner that moves the restriction between workers reads
+every position exactly once. A run stops through :class:`StopCondition`, which every
+worker can evaluate on its own: a wall-clock end time and a marker file.
 """
 from __future__ import annotations
 
 import dataclasses
-import threading
+import os
 import time
 from typing import Any, Iterator
 
@@ -27,33 +30,20 @@ from connectors.chunks import Chunk
 
 END_OF_TIME = 2**63 - 2
 
-# In-process registries: DoFns of importable modules are pickled by reference, so the
-# runner's copies see the same objects as the thread that started the run.
-_STOP: dict[str, threading.Event] = {}
-_READERS: dict[tuple[str, str], Any] = {}
-_LOCK = threading.Lock()
 
+@dataclasses.dataclass(frozen=True)
+class StopCondition:
+    """When readers end their restriction: at ``deadline`` (epoch seconds) or once
+    ``marker`` exists. Both are visible from any worker process on the machine; on a
+    distributed runner the runner's own cancel or drain stops the job."""
 
-def stop_event(run_id: str) -> threading.Event:
-    with _LOCK:
-        return _STOP.setdefault(run_id, threading.Event())
+    deadline: float | None = None
+    marker: str | None = None
 
-
-def request_stop(run_id: str) -> None:
-    stop_event(run_id).set()
-
-
-def release_run(run_id: str) -> None:
-    """Close every reader a run left open and forget its stop flag."""
-    with _LOCK:
-        keys = [k for k in _READERS if k[0] == run_id]
-        readers = [_READERS.pop(k) for k in keys]
-        _STOP.pop(run_id, None)
-    for r in readers:
-        try:
-            r.close()
-        except Exception:  # closing a broken connection must not hide the real outcome
-            pass
+    def reached(self) -> bool:
+        if self.deadline is not None and time.time() >= self.deadline:
+            return True
+        return self.marker is not None and os.path.exists(self.marker)
 
 
 class _Positions(RestrictionProvider):
@@ -73,33 +63,36 @@ class _Positions(RestrictionProvider):
 class ReadChunks(beam.DoFn):
     """Splittable DoFn: source spec -> stream of chunks."""
 
-    def __init__(self, run_id: str, slice_s: float = 1.0, poll_s: float = 0.05, heartbeat_s: float = 0.25,
-                 idle_polls_before_yield: int = 3):
-        self.run_id = run_id
+    def __init__(self, stop: StopCondition = StopCondition(), slice_s: float = 1.0, poll_s: float = 0.05,
+                 heartbeat_s: float = 0.25, idle_polls_before_yield: int = 3):
+        self.stop = stop
         self.slice_s = slice_s
         self.poll_s = poll_s
         self.heartbeat_s = heartbeat_s
         self.idle_polls_before_yield = idle_polls_before_yield
 
+    def setup(self) -> None:
+        # spec key -> (reader, the position this instance deferred at)
+        self._readers: dict[str, tuple[Any, int]] = {}
+
     @beam.DoFn.unbounded_per_element()
     def process(self, spec, tracker=beam.DoFn.RestrictionParam(_Positions()),
                 watermark=beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())
                 ) -> Iterator[Chunk]:
-        stop = stop_event(self.run_id)
         position = tracker.current_restriction().start
         reader = self._reader(spec, position)
         deadline = time.monotonic() + self.slice_s
         last_out = time.monotonic()
         idle_polls = 0
         while time.monotonic() < deadline:
-            if stop.is_set():
+            if self.stop.reached():
                 yield dataclasses.replace(reader.heartbeat(), end=True)
-                self._finish(spec, tracker)
+                self._finish(tracker, reader)
                 return
             chunk = reader.read(self.poll_s)
             if chunk is not None and chunk.end:
                 yield chunk
-                self._finish(spec, tracker)
+                self._finish(tracker, reader)
                 return
             if chunk is None or chunk.batch is None:
                 idle_polls += 1
@@ -115,27 +108,32 @@ class ReadChunks(beam.DoFn):
             # in-memory broker): the reader starts over; keep the claimed range as is.
             if chunk.next_offset > position:
                 if not tracker.try_claim(chunk.next_offset - 1):
+                    reader.close()  # the runner split here; the rest is read from ``position``
                     return
                 position = chunk.next_offset
             last_out = time.monotonic()
             yield chunk
+        self._readers[spec.key] = (reader, position)
         tracker.defer_remainder()
 
     def _reader(self, spec, position: int):
-        key = (self.run_id, spec.key)
-        with _LOCK:
-            reader = _READERS.get(key)
-        # A cached reader knows its own position (it may be ahead of a deferred
-        # restriction's start only by what it has already handed out).
-        if reader is None:
-            reader = spec.open(position)
-            with _LOCK:
-                _READERS[key] = reader
-        return reader
+        cached = self._readers.pop(spec.key, None)
+        if cached is not None:
+            reader, deferred_at = cached
+            if deferred_at == position:
+                return reader  # this instance read everything before ``position``
+            reader.close()    # another worker read on meanwhile: its position is stale
+        return spec.open(position)
 
-    def _finish(self, spec, tracker) -> None:
+    @staticmethod
+    def _finish(tracker, reader) -> None:
         tracker.try_claim(tracker.current_restriction().stop - 1)
-        with _LOCK:
-            reader = _READERS.pop((self.run_id, spec.key), None)
-        if reader is not None:
-            reader.close()
+        reader.close()
+
+    def teardown(self) -> None:
+        for reader, _ in self._readers.values():
+            try:
+                reader.close()
+            except Exception:  # closing a broken connection must not hide the real outcome
+                pass
+        self._readers.clear()

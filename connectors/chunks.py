@@ -39,6 +39,7 @@ class Chunk:
     error: str | None = None
     end: bool = False
     stream: str | None = None  # what offsets are stored under (a Kafka topic); default: source
+    start_offset: int | None = None  # first position this chunk covers (None: a heartbeat)
 
     @property
     def offset_key(self) -> tuple[str, int]:
@@ -81,6 +82,10 @@ class KafkaPartitionSpec:
     def key(self) -> str:
         return f"{self.topic}/{self.partition}"
 
+    @property
+    def offset_key(self) -> tuple[str, int]:
+        return (self.topic, self.partition)
+
     def open(self, position: int) -> "KafkaChunkReader":
         return KafkaChunkReader(self, position)
 
@@ -113,6 +118,7 @@ class KafkaChunkReader:
     def _pump(self) -> None:
         s, reader = self.spec, self._reader
         down_since_ok: float | None = None
+        cursor = self.position
         while not self._stopping.is_set():
             try:
                 poll = reader.poll(s.poll_max_records, 0.2)
@@ -133,8 +139,12 @@ class KafkaChunkReader:
             down_since_ok = None
             decoded = decode_json_messages(poll.values, list(s.schema.metrics), list(s.schema.attributes),
                                            s.schema.time, timestamps_ms=poll.timestamps_ms, offsets=poll.offsets)
+            # A position that went back means the broker lost its log: count from there.
+            start = cursor if cursor <= poll.next_offset else int(poll.offsets[0])
             self._put(Chunk(s.key, s.partition, poll.next_offset, decoded.batch, decoded.dead_letters,
-                            dropped=len(decoded.dead_letters), lag=self._lag, stream=s.topic))
+                            dropped=len(decoded.dead_letters), lag=self._lag, stream=s.topic,
+                            start_offset=start))
+            cursor = poll.next_offset
 
     def _put(self, item) -> None:
         while not self._stopping.is_set():
@@ -184,6 +194,10 @@ class FileSpec:
     def key(self) -> str:
         return self.path
 
+    @property
+    def offset_key(self) -> tuple[str, int]:
+        return (self.path, 0)
+
     def open(self, position: int) -> "FileChunkReader":
         return FileChunkReader(self, position)
 
@@ -211,7 +225,8 @@ class FileChunkReader:
             if start < self._skip:  # resume inside a batch: the file's row order is stable
                 batch = batch.slice(self._skip - start) if fb.dropped == 0 else batch
             self._pace()
-            return Chunk(self.spec.key, 0, self.position, batch, dropped=fb.dropped)
+            return Chunk(self.spec.key, 0, self.position, batch, dropped=fb.dropped,
+                         start_offset=max(start, self._skip))
         self._done = True
         return Chunk(self.spec.key, 0, self.position, end=True)
 

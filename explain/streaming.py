@@ -500,10 +500,17 @@ class StreamingExplainer:
     _PARAMS = ("min_support", "min_ratio", "ratio_metric", "max_order", "mode", "decay",
                "sketch_size", "dense_values", "dense_bits")
 
-    def merge(self, other: "StreamingExplainer") -> "StreamingExplainer":
-        """Add ``other``'s counts to this explainer's (parallel workers sum their counts)."""
+    def merge(self, other: "StreamingExplainer",
+              recode: Sequence[np.ndarray] | None = None) -> "StreamingExplainer":
+        """Add ``other``'s counts to this explainer's (parallel workers sum their counts).
+
+        ``recode[j][c]`` is this explainer's code for ``other``'s code ``c`` of attribute
+        ``j``, for explainers that encoded values independently (one per shard).
+        """
         self._ensure_state()
         other._ensure_state()
+        if recode is not None:
+            other = other.translated(recode)
         if list(other.names) != list(self.names):
             raise ValueError(f"merge: attribute names differ: {list(self.names)} vs {list(other.names)}")
         for p in ("max_order", "dense_values", "dense_bits"):
@@ -544,6 +551,55 @@ class StreamingExplainer:
         for j in np.flatnonzero(self._sketched).tolist():
             self._admit_frequent(j, late=True)
         return self
+
+    def translated(self, recode: Sequence[np.ndarray]) -> "StreamingExplainer":
+        """A copy in another code space: code ``c`` of attribute ``j`` becomes ``recode[j][c]``.
+
+        ``recode[j]`` must map distinct codes to distinct codes (an encoder's lookup table).
+        """
+        self._ensure_state()
+        if len(recode) != len(self.names):
+            raise ValueError(f"recode: expected {len(self.names)} tables (one per name), got {len(recode)}")
+        luts = [np.asarray(t, np.int64) for t in recode]
+        out = StreamingExplainer(self.names, **{p: getattr(self, p) for p in self._PARAMS})
+        out._ensure_state()
+        out.outliers_, out.total_ = self.outliers_, self.total_
+        out.bits_ = np.array([max(1, int(t.max()).bit_length()) if len(t) else 1 for t in luts], np.int64)
+        out._build_layout()
+        out.tier_ = out._empty_tier()
+        attrs1, shifts1, kbits1 = self._combos[1]
+        combo1, codes1 = _unpack(self.sketches_[1].keys, attrs1, shifts1, kbits1)
+        for j, lut in enumerate(luts):
+            dense = np.flatnonzero(self.dense_n_[j] > 0)
+            high = combo1 == j
+            codes = lut[np.concatenate([dense, codes1[high, 0]])]
+            o = np.concatenate([self.dense_o_[j][dense], self.sketches_[1].o[high]])
+            n = np.concatenate([self.dense_n_[j][dense], self.sketches_[1].n[high]])
+            low = codes < out.dense_values
+            if low.any():
+                size = int(codes[low].max()) + 1
+                out.dense_o_[j], out.dense_n_[j] = np.zeros(size), np.zeros(size)
+                out.dense_o_[j][codes[low]], out.dense_n_[j][codes[low]] = o[low], n[low]
+            if (~low).any():
+                out.sketches_[1].add(_pack(np.full(int((~low).sum()), j), codes[~low][:, None], *out._combos[1]),
+                                     o[~low], n[~low])
+            out.in_play_[j] = np.unique(lut[self.in_play_[j]])
+            out._mark_late(j, lut[self.late_[j]], self.late_o_[j])
+        for r in range(2, self.max_order + 1):
+            keys, o, n = self._entries(r)
+            combo, codes = _unpack(keys, *self._combos[r])
+            attrs = self._combos[r][0][combo]
+            for j, lut in enumerate(luts):
+                at = attrs == j
+                codes[at] = lut[codes[at]]
+            out._route(r, _pack(combo, codes, *out._combos[r]), o, n, replace=False)
+        for r, sketch in self.sketches_.items():
+            mine = out.sketches_[r]
+            mine.floor_o, mine.floor_n, mine.evicted = sketch.floor_o, sketch.floor_n, sketch.evicted
+        # Combinations dense here but sketched there were counted for every row: on time.
+        for j in np.flatnonzero(out._sketched & ~self._sketched).tolist():
+            out._admit_frequent(j, late=False)
+        return out
 
     def to_state(self) -> dict[str, Any]:
         """Checkpoint as a flat dict of NumPy arrays (works with pickle and ``np.savez``)."""

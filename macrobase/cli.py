@@ -95,9 +95,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--pipeline: no pipeline named {name!r} in {args.config} (have: {', '.join(known)})")
     results = run_pipelines(config, args.pipeline, args.duration)
     for run in results:
-        doc = (run.last_document if run else None) or {}
-        print(f"{doc.get('pipeline', '?')}: {doc.get('events', 0):,} events classified, "
-              f"{run.documents if run else 0} snapshots stored, {doc.get('dead_letters', 0):,} dead letters", file=sys.stderr)
+        doc = run.last_document or {}
+        print(f"{run.pipeline}: {doc.get('events', 0):,} events classified, "
+              f"{run.documents} snapshots stored, {doc.get('dead_letters', 0):,} dead letters", file=sys.stderr)
     return 0
 
 

@@ -1,245 +1,210 @@
-"""Per-pipeline streaming state: encode, classify, explain, and snapshot.
+"""The global stage of one pipeline: merge shard partials, decay, apply the rules, snapshot.
 
-Pure Python over Arrow batches (no Beam): the Beam DoFn in :mod:`macrobase.pipeline`
-wraps one engine per pipeline key, and tests drive it directly.
+Every shard sends :class:`~macrobase.shard.Partial` summaries in its own attribute codes;
+:class:`GlobalEngine` maps their values into one code space per attribute, adds the counts
+(they are additive), tracks which positions of every source are counted, and emits the
+result document of DESIGN.md every ``emit_every``. Its whole state pickles compactly (the
+explainer as its non-empty cells), so it can live in Beam state and in a checkpoint.
+
+Pure Python (no Beam): :mod:`macrobase.pipeline` wraps one engine per pipeline key.
 """
 from __future__ import annotations
 
 import pickle
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from connectors.chunks import Chunk
-from explain.streaming import StreamingExplainer
 from explain.result import explanations_from, json_count, value_item_key
-from macrobase.columns import dictionary_codes, metric_matrix
+from explain.streaming import StreamingExplainer
 from macrobase.config import PipelineConfig
-from macrobase.diff import classifier_template
-from operators.streaming import StreamingClassifier
+from macrobase.model import ModelUpdate
+from macrobase.shard import OffsetKey, Partial, explainer_for
+from macrobase.values import ValueEncoder
 
 KEEP_DEAD_LETTERS = 1000
 CHECKPOINT_EVERY_S = 10.0  # a crash replays at most this much of the stream
-HISTOGRAM_BINS = 40
-
-
-class ValueEncoder:
-    """A global, growing code space for one attribute: codes never change once given.
-
-    Known values are looked up by Arrow (``index_in``, no per-value Python) while the
-    attribute has at most ``ARROW_LOOKUP_LIMIT`` values; only values never seen before
-    go through Python. Beyond that (a million device ids) a dict lookup per distinct value
-    of the batch is cheaper than hashing the whole value set again for every batch.
-    """
-
-    ARROW_LOOKUP_LIMIT = 1 << 16
-
-    def __init__(self) -> None:
-        self.codes: dict[Any, int] = {}
-        self.values: list[Any] = []
-        self._known: pa.Array | None = None
-
-    def encode(self, column: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        local, dictionary = dictionary_codes(column)
-        lut = np.empty(len(dictionary) + 1, dtype=np.int32)
-        lut[-1] = -1  # local -1 (null) picks lut[-1] = -1
-        todo = range(len(dictionary))
-        if self._known is not None and self._known.type == dictionary.type:
-            found = pc.index_in(dictionary, value_set=self._known)
-            lut[:-1] = found.fill_null(-1).to_numpy(zero_copy_only=False)
-            todo = np.flatnonzero(lut[:-1] < 0).tolist()
-        if todo:
-            new = dictionary.take(pa.array(todo, pa.int64())).to_pylist() if len(todo) < len(dictionary) \
-                else dictionary.to_pylist()
-            for i, v in zip(todo, new):
-                code = self.codes.get(v)
-                if code is None:
-                    code = self.codes[v] = len(self.values)
-                    self.values.append(v)
-                lut[i] = code
-            small = len(self.values) <= self.ARROW_LOOKUP_LIMIT
-            self._known = pa.array(self.values, type=dictionary.type) if small else None
-        return lut[local]
-
-    def __getstate__(self) -> dict:
-        return {"values": self.values}  # codes and the Arrow lookup are rebuilt on load
-
-    def __setstate__(self, state: dict) -> None:
-        self.values = list(state["values"])
-        self.codes = {v: i for i, v in enumerate(self.values)}
-        self._known = None
-
-
-def build_classifier(cfg) -> StreamingClassifier:
-    c = cfg.classifier
-    template = classifier_template(c.type, c.cutoff.model_dump(), c.tail)
-    t = c.training
-    return StreamingClassifier(template, reservoir=t.reservoir, decay=t.decay,
-                               retrain_every=t.retrain_every, random_state=0)
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One emitted result with what must be stored atomically alongside it."""
+    """One emitted result with what must be stored atomically alongside it.
+
+    ``offsets`` are the positions up to which every event is counted in ``checkpoint``;
+    they are None when the snapshot carries no checkpoint (nothing may be committed then).
+    """
 
     document: dict[str, Any]
     dead_letters: tuple
-    offsets: dict[tuple[str, int], int]
-    checkpoint: bytes | None  # every CHECKPOINT_EVERY_S and at the end; None in between
+    offsets: dict[OffsetKey, int] | None
+    checkpoint: bytes | None
     final: bool = False
 
 
-@dataclass
-class _Counters:
-    events: int = 0            # classified since start
-    outliers: int = 0
-    dead_letters: int = 0
-    dropped: int = 0
-    interval_events: int = 0
-    interval_started: float = field(default_factory=time.monotonic)
-    lag: dict = field(default_factory=dict)
-    healthy: bool = True
-    error: str | None = None
+class Coverage:
+    """Counted position ranges of one source, merged; ``resume`` is where reading resumes."""
 
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.runs: list[list[int]] = []   # disjoint, sorted [start, next) ranges
 
-class StreamEngine:
-    """Everything one pipeline remembers between batches (and across restarts)."""
-
-    def __init__(self, cfg: PipelineConfig, topic: str | None = None) -> None:
-        self.cfg = cfg
-        s, e = cfg.event_schema, cfg.explainer
-        self.metrics = list(s.metrics)
-        self.attributes = list(s.attributes)
-        self.encoders = [ValueEncoder() for _ in self.attributes]
-        self.classifier = build_classifier(cfg)
-        self.explainer = StreamingExplainer(self.attributes, min_support=e.min_support, min_ratio=e.min_ratio,
-                                            ratio_metric=e.ratio_metric, max_order=e.max_order, mode=e.mode,
-                                            decay=e.decay)
-        self.held: list[tuple[list[np.ndarray], np.ndarray]] = []
-        self.offsets: dict[tuple[str, int], int] = {}
-        self.counters = _Counters()
-        self.pending_dead_letters: deque = deque(maxlen=KEEP_DEAD_LETTERS)
-        self.next_emit = time.monotonic() + e.emit_every
-        self.next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
-        self.ended_sources: set[str] = set()
-
-    # -- ingest ---------------------------------------------------------------------------
-    def ingest(self, chunk: Chunk) -> None:
-        c = self.counters
-        c.healthy, c.error = chunk.healthy, chunk.error
-        if chunk.lag is not None:
-            c.lag[chunk.source] = chunk.lag
-        if chunk.end:
-            self.ended_sources.add(chunk.source)
-        if chunk.dead_letters or chunk.dropped:
-            self.pending_dead_letters.extend(
-                {"reason": d.reason, "detail": d.detail, "raw": d.raw, "offset": d.offset,
-                 "partition": chunk.partition} for d in chunk.dead_letters)
-            c.dead_letters += max(chunk.dropped, len(chunk.dead_letters))
-            c.dropped += chunk.dropped
-        if chunk.batch is not None and chunk.batch.num_rows:
-            self._ingest_rows(chunk.batch)
-        if chunk.batch is not None or chunk.end:
-            self.offsets[chunk.offset_key] = chunk.next_offset
-
-    def _ingest_rows(self, batch: pa.RecordBatch) -> None:
-        X = metric_matrix(batch, self.metrics)
-        codes = [enc.encode(batch.column(a)) for enc, a in zip(self.encoders, self.attributes)]
-        self.classifier.learn(X)
-        self.counters.interval_events += len(X)
-        if not self.classifier.ready:
-            self.held.append((codes, X))  # classified once the first model exists
+    def add(self, start: int, stop: int) -> None:
+        if stop <= start:
             return
-        for held_codes, held_X in self.held:
-            self._classify(held_codes, held_X)
-        self.held.clear()
-        self._classify(codes, X)
+        runs = self.runs + [[start, stop]]
+        runs.sort()
+        merged = [runs[0]]
+        for a, b in runs[1:]:
+            if a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        self.runs = merged
 
-    def _classify(self, codes: list[np.ndarray], X: np.ndarray) -> None:
-        labels = np.asarray(self.classifier.predict(X), dtype=bool)
-        self.explainer.update(codes, labels)
-        self.counters.events += len(labels)
-        self.counters.outliers += int(labels.sum())
+    @property
+    def resume(self) -> int:
+        """The end of the counted run that begins at (or before) ``start``."""
+        for a, b in self.runs:
+            if a <= self.start <= b:
+                return b
+        return self.start
+
+
+class GlobalEngine:
+    """Everything one pipeline remembers between snapshots (and across restarts)."""
+
+    def __init__(self, cfg: PipelineConfig, starts: dict[OffsetKey, int]) -> None:
+        self.cfg = cfg
+        self.attributes = list(cfg.event_schema.attributes)
+        self.metrics = list(cfg.event_schema.metrics)
+        self.encoders = [ValueEncoder() for _ in self.attributes]
+        self.explainer = explainer_for(cfg)
+        self.coverage = {key: Coverage(start) for key, start in starts.items()}
+        self.ended: dict[OffsetKey, int] = {}
+        self.model: ModelUpdate | None = None
+        self.events = self.outliers = self.dead_letters = self.dropped = 0
+        self.lag: dict[str, int] = {}
+        self.health: dict[str, tuple[bool, str | None]] = {}
+        self.pending_dead_letters: deque = deque(maxlen=KEEP_DEAD_LETTERS)
+        now = time.time()
+        self.interval_events, self.interval_started = 0, now
+        self.next_emit = now + cfg.explainer.emit_every
+        self.next_checkpoint = now + CHECKPOINT_EVERY_S
+
+    # -- merge ----------------------------------------------------------------------------
+    def add(self, p: Partial) -> None:
+        if p.explainer is not None:
+            shard = StreamingExplainer.from_state(p.explainer)
+            recode = [enc.encode(pa.array(list(values), type=_value_type(values)))
+                      for enc, values in zip(self.encoders, p.values)]
+            self.explainer.merge(shard, recode)
+        self.events += p.events
+        self.outliers += p.outliers
+        self.interval_events += p.events
+        self.dead_letters += p.dead_letter_count
+        self.dropped += p.dropped
+        self.pending_dead_letters.extend(p.dead_letters)
+        for key, start, stop in p.ranges:
+            self.coverage.setdefault(key, Coverage(start)).add(start, stop)
+        for key, end in p.ends:
+            self.ended[key] = end
+        if p.lag is not None:
+            self.lag[p.shard] = p.lag
+        self.health[p.shard] = (p.healthy, p.error)
+        if p.model is not None and (self.model is None or p.model.rank > self.model.rank):
+            self.model = p.model
+
+    @property
+    def finished(self) -> bool:
+        """Every source ended and every event before its end is counted."""
+        return bool(self.coverage) and all(
+            key in self.ended and cov.resume >= self.ended[key] for key, cov in self.coverage.items())
+
+    def offsets(self) -> dict[OffsetKey, int]:
+        return {key: cov.resume for key, cov in self.coverage.items()}
 
     # -- emit -----------------------------------------------------------------------------
     def due(self, now: float | None = None) -> bool:
-        return (time.monotonic() if now is None else now) >= self.next_emit
+        return (time.time() if now is None else now) >= self.next_emit
 
-    def snapshot(self, pipeline: str, final: bool = False) -> Snapshot:
+    def snapshot(self, pipeline: str, final: bool = False, stateful_sink: bool = True) -> Snapshot:
         """The result document of DESIGN.md, then decay for the next interval."""
-        now = time.monotonic()
-        c = self.counters
-        elapsed = max(now - c.interval_started, 1e-9)
+        now = time.time()
+        elapsed = max(now - self.interval_started, 1e-9)
         O, N = self.explainer.totals
         values = [enc.values for enc in self.encoders]
         found = self.explainer.explanations(item_key=value_item_key(values))
         metric = self.cfg.explainer.ratio_metric
+        unhealthy = [err for ok, err in self.health.values() if not ok]
         doc = {
             "pipeline": pipeline,
-            "emitted_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "emitted_at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "total": json_count(N),
             "outliers": json_count(O),
-            "dropped": c.dropped,
-            "thresholds": self.classifier.thresholds(self.metrics),
+            "dropped": self.dropped,
+            "thresholds": self.model.thresholds if self.model else {},
             "explanations": [e.to_dict() for e in explanations_from(found, self.attributes, values, O, metric)],
-            "events_per_second": round(c.interval_events / elapsed, 1),
-            "dead_letters": c.dead_letters,
-            "events": c.events,
-            "consumer_lag": sum(c.lag.values()) if c.lag else None,
-            "healthy": c.healthy,
-            "distribution": self._distribution(),
+            "events_per_second": round(self.interval_events / elapsed, 1),
+            "dead_letters": self.dead_letters,
+            "events": self.events,
+            "consumer_lag": sum(self.lag.values()) if self.lag else None,
+            "healthy": not unhealthy,
+            "distribution": self.model.distribution if self.model else {},
         }
+        if unhealthy:
+            doc["error"] = unhealthy[0] or "a source is unavailable; retrying"
         dead = tuple(self.pending_dead_letters)
         self.pending_dead_letters.clear()
         self.explainer.advance()
-        self.classifier.advance()
-        c.interval_events, c.interval_started = 0, now
+        self.interval_events, self.interval_started = 0, now
         self.next_emit = now + self.cfg.explainer.emit_every
         # The checkpoint is taken after decay: a restored engine continues the next interval.
-        checkpoint = None
-        if final or now >= self.next_checkpoint:
-            checkpoint = self.to_checkpoint()
+        checkpoint, offsets = None, None
+        if final or now >= self.next_checkpoint or not stateful_sink:
+            checkpoint = self.to_checkpoint() if stateful_sink else None
+            offsets = self.offsets()
             self.next_checkpoint = now + CHECKPOINT_EVERY_S
-        return Snapshot(doc, dead, dict(self.offsets), checkpoint, final)
+        return Snapshot(doc, dead, offsets, checkpoint, final)
 
-    def _distribution(self) -> dict[str, Any]:
-        sample = self.classifier.sample()
-        if sample.size == 0:
-            return {}
-        out = {}
-        for j, m in enumerate(self.metrics):
-            counts, edges = np.histogram(sample[:, j], bins=HISTOGRAM_BINS)
-            out[m] = {"edges": edges.round(6).tolist(), "counts": counts.tolist()}
-        return out
+    # -- state ----------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["explainer"] = self.explainer.to_state()  # non-empty cells only: small
+        return state
 
-    # -- checkpoint -----------------------------------------------------------------------
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        state["explainer"] = StreamingExplainer.from_state(state["explainer"])
+        self.__dict__.update(state)
+
     def to_checkpoint(self) -> bytes:
-        """Everything needed to resume: counts, model, codes, counters, offsets."""
-        state = {
-            "explainer": self.explainer.to_state(),
-            "classifier": self.classifier,
-            "encoders": [(e.values,) for e in self.encoders],
-            "held": self.held,
-            "offsets": self.offsets,
-            "counters": (self.counters.events, self.counters.outliers, self.counters.dead_letters,
-                         self.counters.dropped),
-        }
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        """Everything needed to resume: counts, codes, counters, model, covered offsets."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def restore(self, blob: bytes) -> "StreamEngine":
-        state = pickle.loads(blob)
-        self.explainer = StreamingExplainer.from_state(state["explainer"])
-        self.classifier = state["classifier"]
-        for enc, (values,) in zip(self.encoders, state["encoders"]):
-            enc.__setstate__({"values": values})
-        self.held = state["held"]
-        self.offsets = dict(state["offsets"])
-        c = self.counters
-        c.events, c.outliers, c.dead_letters, c.dropped = state["counters"]
-        return self
+    @classmethod
+    def from_checkpoint(cls, blob: bytes, cfg: PipelineConfig,
+                        starts: dict[OffsetKey, int]) -> "GlobalEngine":
+        """A restored engine; sources it does not know yet (new partitions) start at ``starts``."""
+        engine: GlobalEngine = pickle.loads(blob)
+        engine.cfg = cfg
+        for key, start in starts.items():
+            cov = engine.coverage.get(key)
+            if cov is None or cov.resume != start:
+                engine.coverage[key] = Coverage(start)
+        engine.ended = {}
+        engine.lag, engine.health = {}, {}
+        now = time.time()
+        engine.interval_events, engine.interval_started = 0, now
+        engine.next_emit = now + cfg.explainer.emit_every
+        engine.next_checkpoint = now + CHECKPOINT_EVERY_S
+        return engine
+
+
+def _value_type(values: Iterable[Any]) -> pa.DataType | None:
+    """Arrow infers the type, except for an all-null list."""
+    return pa.null() if all(v is None for v in values) else None

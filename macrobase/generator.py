@@ -30,6 +30,10 @@ class GeneratorSpec:
     def key(self) -> str:
         return f"generator-{self.seed}"
 
+    @property
+    def offset_key(self) -> tuple[str, int]:
+        return (self.key, 0)
+
     def open(self, position: int) -> "GeneratorReader":
         return GeneratorReader(self, position)
 
@@ -52,9 +56,9 @@ class GeneratorReader:
         n = min(due - self.position, int(self.spec.rate) + 1)
         r = self.spec.rate
         batch = scenario_batch(self.rng, n, self.position / r, (self.position + n) / r, self.epoch_ms)
-        self.position += n
+        start, self.position = self.position, self.position + n
         wanted = list(self.spec.schema.metrics) + list(self.spec.schema.attributes)
-        return Chunk(self.spec.key, 0, self.position, batch.select(wanted))
+        return Chunk(self.spec.key, 0, self.position, batch.select(wanted), start_offset=start)
 
     def heartbeat(self) -> Chunk:
         return Chunk(self.spec.key, 0, self.position)

@@ -1,77 +1,187 @@
-"""Beam pipeline assembly: sources -> chunks -> classify + explain (stateful) -> sink.
+"""Beam pipeline assembly: sources -> model -> shards (classify + count) -> global stage -> sink.
 
-    specs | ReadChunks (splittable) | key by pipeline | ExplainStream (stateful) | WriteResults
+    specs | ReadChunks (splittable: one element per partition or file; decodes in parallel)
+          | keyed by pipeline | AssignModel (stateful): train the one model, stamp each chunk
+          | keyed by shard    | CountShard  (stateful): encode, classify, count -> Partial
+          | keyed by pipeline | MergeGlobal (stateful): merge, decay, rules -> Snapshot
+          | WriteResults: store (with checkpoint and offsets), then commit offsets
 
-Data moves as Arrow record batches (thousands of events per element). The explainer
-state is one small, mergeable object per key (counts are additive); the in-process
-runner keeps it in Beam state and pickles it only at bundle boundaries.
+Every piece of run state is Beam state or is rebuilt from it: the model stage keeps the
+training reservoir and the rows held before the first model, the global stage keeps the
+merged counts. Shards send additive partial summaries with the value of every code, so
+shards in different worker processes agree. A per-instance cache skips deserialising the
+global state when the same worker sees the same key again; a miss reads Beam state. On
+an empty state the global and model stages resume from the results store's checkpoint.
 """
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any, Iterator, Sequence
 
 import connectors._quiet_beam  # noqa: F401  (before Beam)
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
-from connectors.beam_source import ReadChunks
+from connectors.beam_source import ReadChunks, StopCondition
 from connectors.chunks import Chunk
 from connectors.kafka_client import BrokerUnavailable, KafkaClientError, open_partition_reader, produce_json
 from connectors.sinks import make_sink
-from macrobase.config import KafkaSourceConfig, PipelineConfig, RunnerConfig
-from macrobase.engine import Snapshot, StreamEngine
+from macrobase.columns import metric_matrix
+from macrobase.config import KafkaSourceConfig, PipelineConfig, RunnerConfig, SqliteSinkConfig
+from macrobase.engine import GlobalEngine, Snapshot
+from macrobase.model import ModelKeeper, ModelUpdate
+from macrobase.shard import OffsetKey, ShardCounter, needs_model
 
 log = logging.getLogger(__name__)
 
-
-# Live engines of in-process runs, by (run id, pipeline). Beam's state API would pickle the
-# engine (tens of MB with a million distinct values) at every bundle; the engine lives here
-# instead and its durable copy is the checkpoint stored with the results.
-_ENGINES: dict[tuple[str, str], StreamEngine] = {}
+KeyedAny = beam.typehints.Tuple[str, Any]
 
 
-def release_engines(run_id: str) -> None:
-    for key in [k for k in _ENGINES if k[0] == run_id]:
-        del _ENGINES[key]
+def stored_checkpoint(cfg: PipelineConfig) -> bytes | None:
+    """The pipeline's last checkpoint in its results store (SQLite sink only)."""
+    if not isinstance(cfg.sink, SqliteSinkConfig):
+        return None
+    from macrobase.store import ResultStore
+    with ResultStore(cfg.sink.path) as store:
+        return store.checkpoint(cfg.name)
 
 
-class ExplainStream(beam.DoFn):
-    """Keyed by pipeline name: ingest chunks, emit a snapshot every ``emit_every``.
+class AssignModel(beam.DoFn):
+    """Keyed by pipeline: keeps the one model, retrained on every chunk's rows, and hands
+    each chunk to its shard with the model current at that point of the stream.
 
-    The DoFn is stateful (so a runner routes every chunk of a pipeline to one place);
-    the only Beam state is whether this key was restored from its checkpoint.
+    Rows that arrive before the first model (the warm-up) are held in Beam state and
+    released, in order, with the first model. Chunks, not just models, pass through here
+    because on Beam's local runners a Flatten (how a model could be broadcast beside the
+    data) holds its output until the end of a streaming run.
     """
 
-    RESTORED = ReadModifyWriteStateSpec("restored", PickleCoder())
+    KEEPER = ReadModifyWriteStateSpec("model", PickleCoder())
+    HELD = BagStateSpec("held", PickleCoder())
 
-    def __init__(self, cfg: PipelineConfig, n_sources: int, run_id: str, checkpoint: bytes | None = None) -> None:
+    def __init__(self, cfg: PipelineConfig, sources: int, resume: bool) -> None:
         self.cfg = cfg
-        self.n_sources = n_sources
-        self.run_id = run_id
-        self.checkpoint = checkpoint
+        self.sources = sources
+        self.resume = resume
 
-    def process(self, keyed: tuple[str, Chunk], restored=beam.DoFn.StateParam(RESTORED)) -> Iterator[Snapshot]:
-        name, chunk = keyed
-        engine = _ENGINES.get((self.run_id, name))
+    def process(self, keyed, state=beam.DoFn.StateParam(KEEPER), held=beam.DoFn.StateParam(HELD)
+                ) -> Iterator[tuple[str, tuple[Chunk, ModelUpdate | None]]]:
+        _, chunk = keyed
+        keeper = state.read()
+        if keeper is None:
+            keeper = ModelKeeper(self.cfg, self.sources)
+            blob = stored_checkpoint(self.cfg) if self.resume else None
+            if blob is not None:
+                restored = GlobalEngine.from_checkpoint(blob, self.cfg, {})
+                if restored.model is not None:
+                    keeper.resume(restored.model.version, restored.model.model)
+        waiting = keeper.current is None
+        rows = needs_model(chunk)
+        keeper.learn(chunk.source, metric_matrix(chunk.batch, self.metrics) if rows else None, chunk.end)
+        state.write(keeper)
+        model = keeper.current
+        if model is None and (rows or chunk.end):
+            held.add(chunk)  # counted once the first model exists
+        else:
+            if waiting and model is not None:
+                for earlier in held.read():
+                    yield earlier.source, (earlier, model)
+                held.clear()
+            yield chunk.source, (chunk, model)  # without a model: a heartbeat (lag, health)
+
+    def setup(self) -> None:
+        self.metrics = list(self.cfg.event_schema.metrics)
+
+
+class CountShard(beam.DoFn):
+    """Keyed by shard, so a distributed runner spreads shards over its workers: classify
+    and count chunks with the model they came with; emit partial summaries.
+
+    Partials go out at least every ``partial_every`` seconds, when a source ends, and at
+    the end of every bundle, so no count is kept outside Beam state between bundles. The
+    only state is the shard's partial sequence number.
+    """
+
+    SENT = ReadModifyWriteStateSpec("sent", PickleCoder())
+
+    def __init__(self, cfg: PipelineConfig, partial_every: float) -> None:
+        self.cfg = cfg
+        self.partial_every = partial_every
+
+    def start_bundle(self) -> None:
+        self._open: dict[str, tuple[ShardCounter, Any]] = {}
+
+    def process(self, keyed, sent=beam.DoFn.StateParam(SENT), timestamp=beam.DoFn.TimestampParam
+                ) -> Iterator[tuple[str, Any]]:
+        shard, (chunk, model) = keyed
+        if shard not in self._open:
+            self._open[shard] = (ShardCounter(self.cfg, shard), timestamp)
+        counter = self._open[shard][0]
+        counter.add(chunk, model)
+        if counter.age() >= self.partial_every or counter.ends:
+            sent.write((sent.read() or 0) + 1)
+            yield self.cfg.name, self._open.pop(shard)[0].partial()
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for counter, timestamp in self._open.values():
+            yield WindowedValue((self.cfg.name, counter.partial()), timestamp, [GlobalWindow()])
+        self._open.clear()
+
+
+class MergeGlobal(beam.DoFn):
+    """Keyed by pipeline: merge partials, emit a snapshot every ``emit_every`` and at the end."""
+
+    ENGINE = ReadModifyWriteStateSpec("engine", PickleCoder())
+    TOKEN = ReadModifyWriteStateSpec("token", PickleCoder())
+
+    def __init__(self, cfg: PipelineConfig, starts: dict[OffsetKey, int], resume: bool, stateful_sink: bool) -> None:
+        self.cfg = cfg
+        self.starts = dict(starts)
+        self.resume = resume
+        self.stateful_sink = stateful_sink
+
+    def setup(self) -> None:
+        self._cache: dict[str, tuple[str, GlobalEngine]] = {}
+
+    def process(self, keyed, state=beam.DoFn.StateParam(ENGINE), token=beam.DoFn.StateParam(TOKEN)
+                ) -> Iterator[Snapshot]:
+        name, partial = keyed
+        engine = self._engine(name, state, token)
+        snap = None
+        if not engine.finished:  # after the final snapshot, late heartbeats change nothing
+            engine.add(partial)
+            finished = engine.finished
+            if finished or engine.due():
+                snap = engine.snapshot(name, final=finished, stateful_sink=self.stateful_sink)
+            fresh = uuid.uuid4().hex
+            state.write(engine)
+            token.write(fresh)
+            self._cache[name] = (fresh, engine)
+        if snap is not None:
+            yield snap
+
+    def _engine(self, name: str, state, token) -> GlobalEngine:
+        cached = self._cache.get(name)
+        current = token.read()
+        if cached is not None and current is not None and cached[0] == current:
+            return cached[1]
+        engine = state.read()
         if engine is None:
-            engine = StreamEngine(self.cfg)
-            if self.checkpoint and not restored.read():
-                engine.restore(self.checkpoint)
-                restored.write(True)
-            _ENGINES[(self.run_id, name)] = engine
-        engine.ingest(chunk)
-        finished = len(engine.ended_sources) >= self.n_sources
-        if finished or engine.due():
-            yield engine.snapshot(name, final=finished)
+            blob = stored_checkpoint(self.cfg) if self.resume else None
+            engine = GlobalEngine.from_checkpoint(blob, self.cfg, self.starts) if blob \
+                else GlobalEngine(self.cfg, self.starts)
+        return engine
 
 
 class WriteResults(beam.DoFn):
     """Store each snapshot (results, dead letters, offsets, state in one transaction),
-    then commit the offsets it covers to the Kafka consumer group (at least once)."""
+    then commit to the Kafka consumer group the offsets that stored state covers."""
 
     def __init__(self, cfg: PipelineConfig, restarts: int = 0) -> None:
         self.cfg = cfg
@@ -79,17 +189,16 @@ class WriteResults(beam.DoFn):
 
     def setup(self) -> None:
         self.sink = make_sink(self.cfg.sink)
-        self.committers: dict[tuple[str, int], Any] = {}
+        self.committers: dict[OffsetKey, Any] = {}
 
     def process(self, snap: Snapshot) -> Iterator[dict]:
         started = time.monotonic()
-        offsets = snap.offsets
-        # Offsets are stored only with a checkpoint: a restart resumes both from one point.
-        with_state = self.sink.stores_state and snap.checkpoint is not None
-        self.sink.write(snap.document, dead_letters=snap.dead_letters, offsets=offsets if with_state else None,
-                        checkpoint=snap.checkpoint if with_state else None)
+        self.sink.write(snap.document, dead_letters=snap.dead_letters,
+                        offsets=snap.offsets if snap.checkpoint is not None else None,
+                        checkpoint=snap.checkpoint)
         self._forward_dead_letters(snap.dead_letters)
-        self._commit(offsets)
+        if snap.offsets is not None:
+            self._commit(snap.offsets)
         self._status(snap, (time.monotonic() - started) * 1000)
         yield snap.document
 
@@ -104,7 +213,7 @@ class WriteResults(beam.DoFn):
         except (BrokerUnavailable, KafkaClientError) as exc:
             log.warning("dead letters not forwarded to %s: %s (they are kept in the store)", topic, exc)
 
-    def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
+    def _commit(self, offsets: dict[OffsetKey, int]) -> None:
         src = self.cfg.source
         if not isinstance(src, KafkaSourceConfig):
             return
@@ -129,7 +238,7 @@ class WriteResults(beam.DoFn):
             "pipeline": d["pipeline"], "state": state, "events": d["events"], "outliers": d["outliers"],
             "events_per_second": d["events_per_second"], "consumer_lag": d["consumer_lag"],
             "dead_letters": d["dead_letters"], "emit_latency_ms": round(emit_ms, 2),
-            "last_error": None if d.get("healthy", True) else "broker unreachable; retrying",
+            "last_error": None if d.get("healthy", True) else d.get("error", "a source is unavailable; retrying"),
             "restarts": self.restarts,
         })
 
@@ -143,24 +252,32 @@ class WriteResults(beam.DoFn):
 
 
 def runner_and_options(runner: RunnerConfig) -> tuple[Any, PipelineOptions]:
-    """``direct`` is the in-process FnApiRunner, named explicitly: the DirectRunner's
-    automatic choice tries to download Prism. Other names and options go to Beam as given."""
+    """``direct`` is Beam's FnApiRunner, named explicitly: the DirectRunner's automatic
+    choice tries to download Prism. Other names and options go to Beam as given."""
     if runner.type == "direct":
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
         return FnApiRunner(), PipelineOptions.from_dictionary(dict(runner.options))
     return runner.type, PipelineOptions.from_dictionary(dict(runner.options))
 
 
-def build(p: beam.Pipeline, cfg: PipelineConfig, specs: Sequence[Any], run_id: str,
-          checkpoint: bytes | None = None, restarts: int = 0) -> beam.PCollection:
-    """Add one configured pipeline to ``p``; returns the PCollection of stored documents."""
+def build(p: beam.Pipeline, cfg: PipelineConfig, specs: Sequence[Any], stop: StopCondition,
+          resume: bool = False, restarts: int = 0) -> beam.PCollection:
+    """Add one configured pipeline to ``p``; returns the PCollection of stored documents.
+
+    ``resume``: the global and model stages start from the stored checkpoint, and ``specs``
+    start at the offsets stored with it.
+    """
     name = cfg.name
+    starts = {spec.offset_key: spec.start_offset for spec in specs}
+    partial_every = min(0.5, cfg.explainer.emit_every / 2)
+    stateful_sink = isinstance(cfg.sink, SqliteSinkConfig)
     return (
         p
         | f"{name}/sources" >> beam.Create(list(specs))
-        | f"{name}/read" >> beam.ParDo(ReadChunks(run_id))
-        | f"{name}/key" >> beam.Map(lambda chunk, key=name: (key, chunk)).with_output_types(
-            beam.typehints.Tuple[str, Any])
-        | f"{name}/explain" >> beam.ParDo(ExplainStream(cfg, len(specs), run_id, checkpoint))
+        | f"{name}/read" >> beam.ParDo(ReadChunks(stop))
+        | f"{name}/by pipeline" >> beam.Map(lambda chunk, key=name: (key, chunk)).with_output_types(KeyedAny)
+        | f"{name}/model" >> beam.ParDo(AssignModel(cfg, len(specs), resume)).with_output_types(KeyedAny)
+        | f"{name}/count" >> beam.ParDo(CountShard(cfg, partial_every)).with_output_types(KeyedAny)
+        | f"{name}/merge" >> beam.ParDo(MergeGlobal(cfg, starts, resume, stateful_sink))
         | f"{name}/store" >> beam.ParDo(WriteResults(cfg, restarts))
     )

@@ -1,36 +1,44 @@
 """Run configured pipelines: resolve where each source starts, run Beam, stop cleanly.
 
 Start positions (Kafka, ``start_from``): ``committed`` resumes from the offsets stored
-atomically with the explainer's checkpoint (SQLite sink), else the consumer group's
+atomically with the global stage's checkpoint (SQLite sink), else the consumer group's
 committed offsets, else the earliest; ``earliest``/``latest`` start fresh. A run stops
-after ``duration`` seconds, on :meth:`PipelineRun.stop`, or on Ctrl-C; the sources then
-end, a final snapshot is stored and offsets are committed. When the topic gains
-partitions, the run checkpoints and restarts itself with the new set (no events lost).
+after ``duration`` seconds, on :meth:`PipelineRun.stop`, or on Ctrl-C. The stop reaches
+the workers through the data path (the sources know the end time and watch a marker
+file), so it works on every local runner; a runner that does not finish after that is
+cancelled. The sources then end, a final snapshot is stored and offsets are committed.
+When the topic gains partitions, the run stops and restarts itself with the new set.
+The summary of a run is read back from the sink, so it counts what was stored.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
+import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import connectors._quiet_beam  # noqa: F401  (before Beam)
 import apache_beam as beam
 
-from connectors.beam_source import release_run, request_stop
+from connectors.beam_source import StopCondition
 from connectors.chunks import EventSchema, FileSpec, kafka_specs
 from connectors.kafka_client import BrokerUnavailable, list_partitions, open_partition_reader
-from macrobase.config import (Config, FileSourceConfig, GeneratorSourceConfig, KafkaSourceConfig,
-                              PipelineConfig, SqliteSinkConfig)
+from macrobase.config import (Config, FileSourceConfig, GeneratorSourceConfig, JsonlSinkConfig,
+                              KafkaSourceConfig, PipelineConfig, SqliteSinkConfig)
 from macrobase.generator import GeneratorSpec
-from macrobase.pipeline import build, release_engines, runner_and_options
+from macrobase.pipeline import build, runner_and_options
 from macrobase.store import ResultStore
 
 log = logging.getLogger(__name__)
 PARTITION_CHECK_S = 10.0
 PARTITION_WAIT_S = 15.0  # for the broker or the topic to appear at start-up
+CANCEL_AFTER_S = 30.0    # a runner whose sources did not end by then is cancelled
 
 
 def event_schema(cfg: PipelineConfig) -> EventSchema:
@@ -38,28 +46,28 @@ def event_schema(cfg: PipelineConfig) -> EventSchema:
     return EventSchema(tuple(s.metrics), tuple(s.attributes), s.time)
 
 
-def stored_state(cfg: PipelineConfig) -> tuple[bytes | None, dict[tuple[str, int], int]]:
-    """The last checkpoint and the offsets stored with it (SQLite sink only)."""
+def stored_state(cfg: PipelineConfig) -> tuple[bool, dict[tuple[str, int], int]]:
+    """Whether a checkpoint is stored, and the offsets stored with it (SQLite sink only)."""
     if not isinstance(cfg.sink, SqliteSinkConfig):
-        return None, {}
+        return False, {}
     with ResultStore(cfg.sink.path) as store:
-        return store.checkpoint(cfg.name), store.offsets(cfg.name)
+        return store.checkpoint(cfg.name) is not None, store.offsets(cfg.name)
 
 
-def source_specs(cfg: PipelineConfig, partitions: list[int] | None = None) -> tuple[list[Any], bytes | None]:
-    """The source elements of one pipeline and the checkpoint to resume from."""
+def source_specs(cfg: PipelineConfig, partitions: list[int] | None = None) -> tuple[list[Any], bool]:
+    """The source elements of one pipeline, and whether they resume from a checkpoint."""
     src, schema = cfg.source, event_schema(cfg)
     if isinstance(src, FileSourceConfig):
-        return [FileSpec(src.path, schema, rate=src.rate)], None
+        return [FileSpec(src.path, schema, rate=src.rate)], False
     if isinstance(src, GeneratorSourceConfig):
-        return [GeneratorSpec(src.rate, src.seed, src.scenario, schema)], None
+        return [GeneratorSpec(src.rate, src.seed, src.scenario, schema)], False
     assert isinstance(src, KafkaSourceConfig)
     if partitions is None:
         partitions = _partitions(src)
-    checkpoint, stored = stored_state(cfg) if src.start_from == "committed" else (None, {})
+    resume, stored = stored_state(cfg) if src.start_from == "committed" else (False, {})
     starts: dict[int, int] = {}
     for p in partitions:
-        if checkpoint is not None and (src.topic, p) in stored:
+        if resume and (src.topic, p) in stored:
             starts[p] = stored[(src.topic, p)]
             continue
         reader = open_partition_reader(src.client, src.bootstrap_servers, src.topic, p, src.group_id)
@@ -75,7 +83,7 @@ def source_specs(cfg: PipelineConfig, partitions: list[int] | None = None) -> tu
             reader.close()
     specs = kafka_specs(src.client, src.bootstrap_servers, src.topic, partitions, src.group_id, schema,
                         starts, src.poll_max_records)
-    return specs, checkpoint
+    return specs, resume
 
 
 def _partitions(src: KafkaSourceConfig, wait_s: float = PARTITION_WAIT_S) -> list[int]:
@@ -101,7 +109,8 @@ def _partitions(src: KafkaSourceConfig, wait_s: float = PARTITION_WAIT_S) -> lis
 
 @dataclass
 class RunResult:
-    documents: int
+    pipeline: str
+    documents: int            # result documents stored by this run (read back from the sink)
     last_document: dict | None
     restarts: int
 
@@ -114,52 +123,81 @@ class PipelineRun:
         self.cfg = cfg
         self.prior_restarts = restarts  # counted by a supervisor, reported in status rows
         self._stop = threading.Event()
-        self._run_id: str | None = None
+        self._marker = os.path.join(tempfile.gettempdir(), "macrobase-not-running", "stop")
+        self._result: Any = None
 
     def stop(self) -> None:
+        """Ask every source to end (any worker on this machine sees the marker)."""
         self._stop.set()
-        if self._run_id:
-            request_stop(self._run_id)
+        self._touch_marker()
+
+    def _touch_marker(self) -> None:
+        try:
+            with open(self._marker, "w"):
+                pass
+        except FileNotFoundError:  # not running (yet): run() checks the stop flag
+            pass
 
     def run(self, duration: float | None = None) -> RunResult:
-        if duration is not None:
-            timer = threading.Timer(duration, self.stop)
-            timer.daemon = True
-            timer.start()
-        documents, last, restarts = 0, None, 0
-        partitions = None
-        while True:
-            specs, checkpoint = source_specs(self.cfg, partitions)
-            grew = threading.Event()
-            self._run_id = run_id = f"{self.cfg.name}-{uuid.uuid4().hex[:8]}"
-            if self._stop.is_set():
-                request_stop(run_id)
-            watcher = self._watch_partitions(specs, grew, run_id)
-            try:
-                docs = self._run_beam(specs, checkpoint, run_id, self.prior_restarts + restarts)
-            finally:
-                release_run(run_id)
-                release_engines(run_id)
-                if watcher:
-                    watcher.set()
-            documents += len(docs)
-            last = docs[-1] if docs else last
-            if not grew.is_set() or self._stop.is_set():
-                return RunResult(documents, last, restarts)
-            restarts += 1
-            partitions = _partitions(self.cfg.source)
-            log.info("%s: topic now has %d partitions; resuming with all of them", self.cfg.name, len(partitions))
+        started = datetime.now(timezone.utc)
+        deadline = None if duration is None else time.time() + duration
+        restarts, partitions = 0, None
+        control = tempfile.mkdtemp(prefix=f"macrobase-{self.cfg.name}-")
+        self._marker = os.path.join(control, "stop")
+        try:
+            while True:
+                specs, resume = source_specs(self.cfg, partitions)
+                grew = threading.Event()
+                if os.path.exists(self._marker):
+                    os.remove(self._marker)  # left by a partition-growth restart
+                if self._stop.is_set():
+                    self._touch_marker()
+                watcher = self._watch_partitions(specs, grew)
+                try:
+                    self._run_beam(specs, StopCondition(deadline, self._marker), resume,
+                                   self.prior_restarts + restarts)
+                finally:
+                    if watcher:
+                        watcher.set()
+                if not grew.is_set() or self._stop.is_set():
+                    documents, last = stored_summary(self.cfg, started)
+                    return RunResult(self.cfg.name, documents, last, restarts)
+                restarts += 1
+                partitions = _partitions(self.cfg.source)
+                log.info("%s: topic now has %d partitions; resuming with all of them",
+                         self.cfg.name, len(partitions))
+        finally:
+            shutil.rmtree(control, ignore_errors=True)
 
-    def _run_beam(self, specs, checkpoint, run_id, restarts) -> list[dict]:
+    def _run_beam(self, specs, stop: StopCondition, resume: bool, restarts: int) -> None:
         runner, options = runner_and_options(self.config.runner)
-        collected: list[dict] = []
-        with beam.Pipeline(runner=runner, options=options) as p:
-            docs = build(p, self.cfg, specs, run_id, checkpoint, restarts)
-            if self.config.runner.type == "direct":
-                docs | f"{self.cfg.name}/count" >> beam.Map(_collect, run_id)
-        return _COLLECTED.pop(run_id, collected)
+        p = beam.Pipeline(runner=runner, options=options)
+        build(p, self.cfg, specs, stop, resume, restarts)
+        finished = threading.Event()
+        threading.Thread(target=self._cancel_if_stuck, args=(stop, finished), daemon=True).start()
+        try:
+            self._result = p.run()  # the in-process runner returns when the pipeline is done
+            self._result.wait_until_finish()
+        finally:
+            finished.set()
+            self._result = None
 
-    def _watch_partitions(self, specs, grew: threading.Event, run_id: str) -> threading.Event | None:
+    def _cancel_if_stuck(self, stop: StopCondition, finished: threading.Event) -> None:
+        """Cancel a job still running CANCEL_AFTER_S after its stop (a runner whose workers
+        cannot see the marker); the local runners end on their own well before that."""
+        while not stop.reached():
+            if finished.wait(0.5):
+                return
+        if finished.wait(CANCEL_AFTER_S):
+            return
+        result = self._result
+        if result is not None:
+            try:
+                result.cancel()
+            except Exception as exc:  # e.g. the embedded job service cannot cancel
+                log.warning("%s: the runner could not cancel the job: %s", self.cfg.name, exc)
+
+    def _watch_partitions(self, specs, grew: threading.Event) -> threading.Event | None:
         src = self.cfg.source
         if not isinstance(src, KafkaSourceConfig):
             return None
@@ -174,19 +212,30 @@ class PipelineRun:
                     continue
                 if n > known:
                     grew.set()
-                    request_stop(run_id)
+                    self._touch_marker()
                     return
 
         threading.Thread(target=watch, daemon=True, name=f"{self.cfg.name}-partitions").start()
         return done
 
 
-# Documents stored by an in-process run, for the caller's summary (not for results).
-_COLLECTED: dict[str, list[dict]] = {}
-
-
-def _collect(doc: dict, run_id: str) -> None:
-    _COLLECTED.setdefault(run_id, []).append(doc)
+def stored_summary(cfg: PipelineConfig, since: datetime) -> tuple[int, dict | None]:
+    """(documents stored since ``since``, the last one), read back from the sink."""
+    sink = cfg.sink
+    since_iso = since.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(sink, SqliteSinkConfig):
+        with ResultStore(sink.path) as store:
+            docs = store.history(cfg.name, since=since, limit=1_000_000)
+        return len(docs), (docs[-1] if docs else None)
+    if isinstance(sink, JsonlSinkConfig) and os.path.exists(sink.path):
+        count, last = 0, None
+        with open(sink.path, encoding="utf-8") as f:
+            for line in f:
+                doc = json.loads(line)
+                if doc.get("pipeline") == cfg.name and doc.get("emitted_at", "") >= since_iso:
+                    count, last = count + 1, doc
+        return count, last
+    return 0, None  # a Kafka sink: the documents are in its topic
 
 
 def run_pipelines(config: Config, names: list[str] | None = None, duration: float | None = None) -> list[RunResult]:

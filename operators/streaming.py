@@ -53,29 +53,49 @@ class StreamingClassifier:
     @property
     def ready(self) -> bool:
         """True once a model exists (predicates are always ready)."""
-        return isinstance(self.classifier, Predicate) or getattr(self, "model_", None) is not None
+        return self.model is not None
+
+    @property
+    def model(self) -> Classifier | None:
+        """The fitted model in use, or None before the first one (a predicate is never None)."""
+        if getattr(self, "model_", None) is None and isinstance(self.classifier, Predicate):
+            self.model_ = copy.deepcopy(self.classifier).fit(np.zeros(1))
+        return getattr(self, "model_", None)
+
+    def _start(self) -> None:
+        if hasattr(self, "reservoir_"):
+            return
+        if self.retrain_every < 1 or self.reservoir < 1:
+            raise OperatorError("StreamingClassifier: reservoir and retrain_every must be >= 1")
+        self.reservoir_ = DampedReservoir(self.reservoir, self.decay, self.random_state)
+        self.model_ = getattr(self, "model_", None)
+        self.seen_ = 0
+        self.since_training_ = 0
+        self.trainings_ = 0
+
+    def resume(self, model: Classifier) -> "StreamingClassifier":
+        """Continue with an already fitted ``model`` (e.g. from a checkpoint)."""
+        self._start()
+        self.model_ = model
+        return self
+
+    def train_now(self) -> "StreamingClassifier":
+        """Train on whatever the reservoir holds (a bounded stream ended before the warm-up)."""
+        if not isinstance(self.classifier, Predicate) and hasattr(self, "reservoir_") and self.seen_:
+            self._train()
+        return self
 
     def learn(self, X: np.ndarray) -> "StreamingClassifier":
         """Add a batch of rows to the reservoir; (re)train when due."""
         X = np.asarray(X, dtype=np.float64)
-        if isinstance(self.classifier, Predicate):
-            self.model_ = self.classifier.fit(X[:1] if len(X) else np.zeros(1))
-            return self
-        if not hasattr(self, "reservoir_"):
-            if self.retrain_every < 1 or self.reservoir < 1:
-                raise OperatorError("StreamingClassifier: reservoir and retrain_every must be >= 1")
-            self.reservoir_ = DampedReservoir(self.reservoir, self.decay, self.random_state)
-            self.model_ = None
-            self.seen_ = 0
-            self.since_training_ = 0
-            self.trainings_ = 0
+        self._start()
         rows = X.reshape(len(X), -1)
         self.reservoir_.insert(rows)
         self.seen_ += len(X)
         self.since_training_ += len(X)
         warmup = self.reservoir if self.warmup is None else self.warmup
         due = self.since_training_ >= self.retrain_every if self.model_ is not None else self.seen_ >= warmup
-        if due:
+        if due and not isinstance(self.classifier, Predicate):  # a predicate learns nothing
             self._train()
         return self
 
@@ -91,7 +111,7 @@ class StreamingClassifier:
         """Outlier labels under the current model."""
         if not self.ready:
             raise OperatorError("StreamingClassifier: no model yet; call learn() until ready")
-        return self.model_.predict(X)
+        return self.model.predict(X)
 
     def advance(self) -> None:
         """End of an emit interval: older reservoir rows lose weight."""
@@ -99,7 +119,8 @@ class StreamingClassifier:
             self.reservoir_.advance()
 
     def thresholds(self, metric_names: list[str]) -> dict[str, dict[str, float]]:
-        return self.model_.thresholds(metric_names) if self.ready else {}
+        model = self.model
+        return model.thresholds(metric_names) if model is not None else {}
 
     def sample(self) -> np.ndarray:
         """The training reservoir (recent rows), e.g. to draw the metric's distribution."""
