@@ -301,6 +301,8 @@ class SqliteSinkConfig(_Model):
     path: _Name = "macrobase.db"
     keep_dead_letters: int = Field(1000, ge=0, description="an integer >= 0")
     keep_snapshots: int | None = Field(None, gt=0, description="an integer > 0, or null to keep every snapshot")
+    checkpoint_every: Annotated[float, BeforeValidator(_duration)] = Field(
+        10.0, description=DURATION_EXPECTATION + "; how much of the stream a crash replays at most")
 
 
 class JsonlSinkConfig(_Model):

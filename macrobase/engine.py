@@ -27,7 +27,6 @@ from macrobase.shard import OffsetKey, Partial, explainer_for
 from macrobase.values import ValueEncoder
 
 KEEP_DEAD_LETTERS = 1000
-CHECKPOINT_EVERY_S = 10.0  # a crash replays at most this much of the stream
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ class GlobalEngine:
         now = time.time()
         self.interval_events, self.interval_started = 0, now
         self.next_emit = now + cfg.explainer.emit_every
-        self.next_checkpoint = now + CHECKPOINT_EVERY_S
+        self.next_checkpoint = now + _checkpoint_every(cfg)
 
     # -- merge ----------------------------------------------------------------------------
     def add(self, p: Partial) -> None:
@@ -168,7 +167,7 @@ class GlobalEngine:
         if final or now >= self.next_checkpoint or not stateful_sink:
             checkpoint = self.to_checkpoint() if stateful_sink else None
             offsets = self.offsets()
-            self.next_checkpoint = now + CHECKPOINT_EVERY_S
+            self.next_checkpoint = now + _checkpoint_every(self.cfg)
         return Snapshot(doc, dead, offsets, checkpoint, final)
 
     # -- state ----------------------------------------------------------------------------
@@ -201,8 +200,13 @@ class GlobalEngine:
         now = time.time()
         engine.interval_events, engine.interval_started = 0, now
         engine.next_emit = now + cfg.explainer.emit_every
-        engine.next_checkpoint = now + CHECKPOINT_EVERY_S
+        engine.next_checkpoint = now + _checkpoint_every(cfg)
         return engine
+
+
+def _checkpoint_every(cfg: PipelineConfig) -> float:
+    """Seconds between checkpoints (a crash replays at most this much of the stream)."""
+    return float(getattr(cfg.sink, "checkpoint_every", 10.0))
 
 
 def _value_type(values: Iterable[Any]) -> pa.DataType | None:

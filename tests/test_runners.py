@@ -1,0 +1,116 @@
+"""The same planted topic on every runner configuration CI can run (real broker, real Beam).
+
+In-process FnApiRunner, FnApiRunner with 2 SDK worker processes, and PortableRunner with
+an EXTERNAL SDK worker pool (how Flink, Spark and Dataflow run Python). Each must stop by
+itself, never report totals going backwards, and end with exactly the batch explainer's
+answer (predicate classifier, decay 0).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import yaml
+
+from connectors.kafka_client import produce_json
+from macrobase.config import parse_config
+from macrobase.diff import DiffRequest, run_diff
+from macrobase.runner import PipelineRun
+from macrobase.store import ResultStore
+from macrobase.synthetic import planted_table, to_json_lines
+from tests.runners import RUNNERS, runner_config
+
+ATTRS = ["region", "firmware", "device_model", "carrier", "device_id"]
+BAD = [b"not json", b'{"power_drain": "high", "region": "region-1"}', b'{"region": "region-1"}', b"[1]"] * 5
+
+
+@pytest.fixture(params=list(RUNNERS))
+def runner(request) -> dict:
+    return runner_config(request.param, request)
+
+
+def pipeline(tmp_path, bootstrap: str, topic: str, runner: dict) -> dict:
+    return {
+        "pipelines": [{
+            "name": "p",
+            "source": {"type": "kafka", "bootstrap_servers": [bootstrap], "topic": topic,
+                       "client": "confluent-kafka", "start_from": "earliest"},
+            "schema": {"metrics": ["power_drain"], "attributes": ATTRS},
+            "classifier": {"type": "predicate", "cutoff": {"op": ">=", "value": 150}},
+            "explainer": {"decay": 0, "emit_every": "300ms"},
+            "sink": {"type": "sqlite", "path": str(tmp_path / "results.db")},
+        }],
+        "runner": runner,
+    }
+
+
+@pytest.fixture(scope="module")
+def planted():
+    table, causes = planted_table(40_000, seed=21)
+    table = table.select(["power_drain"] + ATTRS)
+    values = to_json_lines(table.combine_chunks().to_batches()[0])
+    mixed = values[:15_000] + BAD + values[15_000:]
+    return table, mixed
+
+
+def test_same_answer_on_every_runner(tmp_path, kafka_broker, topic_factory, runner, planted):
+    table, mixed = planted
+    topic = topic_factory(partitions=4)
+    produce_json([kafka_broker.bootstrap], topic, mixed)
+    conf = parse_config(pipeline(tmp_path, kafka_broker.bootstrap, topic, runner), "test")
+    run = PipelineRun(conf, conf.pipelines[0])
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("result", run.run()), daemon=True)
+    thread.start()
+    store = ResultStore(tmp_path / "results.db")
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and thread.is_alive():
+            doc = store.latest("p")
+            if doc and doc["events"] == table.num_rows and doc["dead_letters"] == len(BAD):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"not all events counted; last: { {k: v for k, v in (store.latest('p') or {}).items() if k in ('events', 'dead_letters', 'total')} }")
+    finally:
+        run.stop()
+        thread.join(240)
+    assert not thread.is_alive(), "the run did not stop"
+    history = store.history("p", limit=100_000)
+    events = [d["events"] for d in history]
+    assert events == sorted(events), "totals went backwards"
+    assert [d["total"] for d in history] == sorted(d["total"] for d in history)
+    final = history[-1]
+    assert store.status("p")["state"] == "stopped"
+    assert outcome["result"].documents == len(history)
+    batch = run_diff(table, DiffRequest(("power_drain",), tuple(ATTRS), classifier="predicate", predicate=">= 150"))
+    for key in ("total", "outliers", "thresholds", "explanations"):
+        assert final[key] == batch[key], key
+    assert final["dropped"] == final["dead_letters"] == len(BAD)
+    # Offsets committed to the group are exactly the messages counted.
+    assert sum(store.offsets("p").values()) == len(mixed)
+
+
+def test_for_stops_the_cli_on_every_runner(tmp_path, kafka_broker, topic_factory, runner, planted):
+    _, mixed = planted
+    topic = topic_factory(partitions=4)
+    produce_json([kafka_broker.bootstrap], topic, mixed[:10_000])
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(pipeline(tmp_path, kafka_broker.bootstrap, topic, runner)))
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "macrobase.cli", "run", str(path), "--for", "6"],
+                          capture_output=True, text=True, timeout=300, cwd=os.getcwd())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert time.monotonic() - started >= 6
+    store = ResultStore(tmp_path / "results.db")
+    history = store.history("p", limit=100_000)
+    last = history[-1]
+    summary = [line for line in proc.stderr.splitlines() if line.startswith("p: ")]
+    assert summary == [f"p: {last['events']:,} events classified, {len(history)} snapshots stored, "
+                       f"{last['dead_letters']:,} dead letters"]
+    assert store.status("p")["state"] == "stopped"
+    assert last["events"] + last["dead_letters"] == sum(store.offsets("p").values())
