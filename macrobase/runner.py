@@ -13,9 +13,11 @@ The summary of a run is read back from the sink, so it counts what was stored.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -30,7 +32,7 @@ from connectors.beam_source import StopCondition
 from connectors.chunks import EventSchema, FileSpec, kafka_specs
 from connectors.kafka_client import BrokerUnavailable, list_partitions, open_partition_reader
 from macrobase.config import (Config, FileSourceConfig, GeneratorSourceConfig, JsonlSinkConfig,
-                              KafkaSourceConfig, PipelineConfig, SqliteSinkConfig)
+                              KafkaSourceConfig, PipelineConfig, RunnerConfig, SqliteSinkConfig)
 from macrobase.generator import GeneratorSpec
 from macrobase.pipeline import build, runner_and_options
 from macrobase.store import ResultStore
@@ -170,6 +172,8 @@ class PipelineRun:
             shutil.rmtree(control, ignore_errors=True)
 
     def _run_beam(self, specs, stop: StopCondition, resume: bool, restarts: int) -> None:
+        if starts_local_workers(self.config.runner):
+            return self._run_isolated(specs, stop, resume, restarts)
         runner, options = runner_and_options(self.config.runner)
         p = beam.Pipeline(runner=runner, options=options)
         build(p, self.cfg, specs, stop, resume, restarts)
@@ -181,6 +185,24 @@ class PipelineRun:
         finally:
             finished.set()
             self._result = None
+
+    def _run_isolated(self, specs, stop: StopCondition, resume: bool, restarts: int) -> None:
+        """Run Beam in a child process with its own process group.
+
+        A Ctrl-C reaches the whole foreground process group: it would kill the SDK worker
+        processes Beam starts before they store the final snapshot. In their own group
+        they only see the stop marker; the child dies with this process (PDEATHSIG).
+        """
+        ctx = multiprocessing.get_context("spawn")
+        errors = ctx.Queue()
+        child = ctx.Process(target=_isolated_run, name=f"{self.cfg.name}-beam",
+                            args=(self.config, self.cfg, specs, stop, resume, restarts, errors))
+        child.start()
+        while child.is_alive():
+            child.join(0.2)
+        if child.exitcode != 0:
+            detail = errors.get() if not errors.empty() else f"exit status {child.exitcode}"
+            raise RuntimeError(f"pipeline {self.cfg.name}: the Beam runner failed: {detail}")
 
     def _cancel_if_stuck(self, stop: StopCondition, finished: threading.Event) -> None:
         """Cancel a job still running CANCEL_AFTER_S after its stop (a runner whose workers
@@ -217,6 +239,36 @@ class PipelineRun:
 
         threading.Thread(target=watch, daemon=True, name=f"{self.cfg.name}-partitions").start()
         return done
+
+
+def starts_local_workers(runner: RunnerConfig) -> bool:
+    """Whether Beam starts SDK worker processes of its own from this process."""
+    return runner.type == "direct" and runner.options.get("direct_running_mode") == "multi_processing"
+
+
+def _isolated_run(config: Config, cfg: PipelineConfig, specs, stop: StopCondition, resume: bool,
+                  restarts: int, errors) -> None:
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # inherited by the SDK workers
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
+    try:
+        runner, options = runner_and_options(config.runner)
+        with beam.Pipeline(runner=runner, options=options) as p:
+            build(p, cfg, specs, stop, resume, restarts)
+    except BaseException as exc:
+        errors.put(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        raise SystemExit(1)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies (a crash takes the run down whole)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def stored_summary(cfg: PipelineConfig, since: datetime) -> tuple[int, dict | None]:
