@@ -42,6 +42,7 @@ class Snapshot:
     offsets: dict[OffsetKey, int] | None
     checkpoint: bytes | None
     final: bool = False
+    error: str | None = None  # why a source is unhealthy, for the status row
 
 
 class Coverage:
@@ -155,8 +156,6 @@ class GlobalEngine:
             "healthy": not unhealthy,
             "distribution": self.model.distribution if self.model else {},
         }
-        if unhealthy:
-            doc["error"] = unhealthy[0] or "a source is unavailable; retrying"
         dead = tuple(self.pending_dead_letters)
         self.pending_dead_letters.clear()
         self.explainer.advance()
@@ -168,7 +167,8 @@ class GlobalEngine:
             checkpoint = self.to_checkpoint() if stateful_sink else None
             offsets = self.offsets()
             self.next_checkpoint = now + _checkpoint_every(self.cfg)
-        return Snapshot(doc, dead, offsets, checkpoint, final)
+        error = (unhealthy[0] or "a source is unavailable; retrying") if unhealthy else None
+        return Snapshot(doc, dead, offsets, checkpoint, final, error)
 
     # -- state ----------------------------------------------------------------------------
     def __getstate__(self) -> dict:

@@ -238,7 +238,7 @@ class WriteResults(beam.DoFn):
             "pipeline": d["pipeline"], "state": state, "events": d["events"], "outliers": d["outliers"],
             "events_per_second": d["events_per_second"], "consumer_lag": d["consumer_lag"],
             "dead_letters": d["dead_letters"], "emit_latency_ms": round(emit_ms, 2),
-            "last_error": None if d.get("healthy", True) else d.get("error", "a source is unavailable; retrying"),
+            "last_error": snap.error,
             "restarts": self.restarts,
         })
 
