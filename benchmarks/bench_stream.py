@@ -50,10 +50,12 @@ ids) for memory: a smoke run, its ratios say little.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -62,7 +64,7 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -73,9 +75,24 @@ from benchmarks.common import format_table, json_line, machine_info, run_process
 
 ATTRS = ["region", "firmware", "device_model", "carrier", "app_version", "device_id"]
 CLIENTS = ("kafka-python", "confluent-kafka")
+# Steady state over the bare pyarrow-decoding consumer; issue 7 asks 0.9x of confluent-kafka.
+STEADY_GOAL = {"kafka-python": 0.85, "confluent-kafka": 0.9}
+SCALING_CLIENT = "confluent-kafka"  # the faster client: the runner, not the consumer, is measured
+SCALING_GOAL = 1.5                  # 2 worker processes over 1 worker
+RUNNERS = {
+    "1 worker": {"type": "direct"},
+    "2 worker processes": {"type": "direct",
+                           "options": {"direct_num_workers": 2, "direct_running_mode": "multi_processing"}},
+    # environment_config (the pool's address) is added once the pool is up
+    "PortableRunner, EXTERNAL pool": {"type": "PortableRunner", "options": {
+        "job_endpoint": "embed", "environment_type": "EXTERNAL", "streaming": True}},
+}
 PARTITIONS = 4
 POLL_RECORDS = 5000  # the pipeline's default poll_max_records
 EMIT_EVERY_S = 1.0
+# Explainer settings beyond the defaults, for every pipeline of the run (``--decay``);
+# empty unless asked, so the benchmark measures the defaults.
+EXPLAINER_OVERRIDES: dict[str, Any] = {}
 FRESH_CAUSES = (("M103", "carrier-11"), ("M106", "carrier-17"), ("M109", "carrier-21"))
 PIPELINE = "bench"
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,16 +132,20 @@ def macrobase_cmd(config_path: Path) -> list[str]:
             "run", str(config_path)]
 
 
-def pipeline_config(source: dict, sink_path: Path, classifier: dict | None = None) -> dict:
+def pipeline_config(source: dict, sink_path: Path, classifier: dict | None = None,
+                    runner: dict | None = None) -> dict:
     pipe = {
         "name": PIPELINE,
         "source": source,
         "schema": {"metrics": ["power_drain"], "attributes": ATTRS},
         "classifier": classifier or {"type": "mad"},
-        "explainer": {"emit_every": f"{EMIT_EVERY_S:g}s"},
+        "explainer": {"emit_every": f"{EMIT_EVERY_S:g}s", **EXPLAINER_OVERRIDES},
         "sink": {"type": "sqlite", "path": str(sink_path)},
     }
-    return {"pipelines": [pipe]}
+    cfg: dict[str, Any] = {"pipelines": [pipe]}
+    if runner is not None:
+        cfg["runner"] = runner
+    return cfg
 
 
 def write_config(cfg: dict, path: Path) -> Path:
@@ -133,6 +154,15 @@ def write_config(cfg: dict, path: Path) -> Path:
     parse_config(cfg, str(path))  # fail here, not in the child
     path.write_text(json.dumps(cfg, indent=1))  # JSON is YAML
     return path
+
+
+def slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label.lower())
+
+
+def fmt_ratio(value: float | None) -> str | None:
+    """Two decimals: the table's one-decimal ratios would print 0.86x as "0.9x"."""
+    return None if value is None else "inf" if value == float("inf") else f"{value:.2f}x"
 
 
 def epoch(iso: str) -> float:
@@ -229,23 +259,37 @@ def bare_consume(client: str, bootstrap: str, topic: str, total: int, decode: Ca
 
 
 def pipeline_drain(client: str, bootstrap: str, topic: str, total: int, workdir: Path,
+                   runner: dict | None = None, label: str | None = None,
                    timeout: float = 180.0) -> dict[str, Any]:
-    """``macrobase run`` from the earliest offset until the store reports ``total`` events."""
+    """``macrobase run`` from the earliest offset until the store reports ``total`` events.
+
+    ``runner``: the config's ``runner:`` block (None: the default in-process runner).
+    """
     from macrobase.store import ResultStore
 
-    db = workdir / f"drain-{client}.db"
+    name = slug(label or client)
+    db = workdir / f"drain-{name}.db"
     cfg = pipeline_config({"type": "kafka", "bootstrap_servers": [bootstrap], "topic": topic, "client": client,
-                           "start_from": "earliest", "group_id": f"bench-{client}-{os.getpid()}"}, db)
-    path = write_config(cfg, workdir / f"drain-{client}.yaml")
-    started = time.time()
-    proc = subprocess.Popen(macrobase_cmd(path), env=child_env(), cwd=str(workdir),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                           "start_from": "earliest", "group_id": f"bench-{name}-{os.getpid()}"}, db,
+                          runner=runner)
+    path = write_config(cfg, workdir / f"drain-{name}.yaml")
+    # stderr to a file, not a pipe: Beam's worker processes log enough to fill a pipe
+    # nobody reads until the end, which would stall the run being measured.
+    err_path = workdir / f"drain-{name}.err"
+    with open(err_path, "wb") as err_file:
+        started = time.time()
+        proc = subprocess.Popen(macrobase_cmd(path), env=child_env(), cwd=str(workdir),
+                                stdout=subprocess.DEVNULL, stderr=err_file)
     store = ResultStore(db)
     try:
         doc, seen = wait_for_doc(store, lambda d: d["events"] >= total, proc, timeout)
         if doc is None:
-            err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.poll() is not None else ""
-            raise RuntimeError(f"pipeline ({client}) did not reach {total} events in {timeout} s; {err}")
+            latest = store.latest(PIPELINE) or {}
+            state = (f"exited with status {proc.returncode}" if proc.poll() is not None
+                     else "still running")
+            err = err_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"pipeline ({label or client}) did not reach {total} events in {timeout} s "
+                               f"(process {state}, last stored events: {latest.get('events')}); {err}")
         history = store.history(PIPELINE, limit=10_000)
     finally:
         stop_child(proc)
@@ -271,7 +315,9 @@ def pipeline_drain(client: str, bootstrap: str, topic: str, total: int, workdir:
     }
 
 
-def bench_throughput(bootstrap: str, n: int, workdir: Path) -> dict[str, Any]:
+def produce_topic(bootstrap: str, n: int) -> tuple[str, dict[str, Any]]:
+    """A 4-partition topic of ``n`` planted events, produced once with confluent-kafka and
+    drained by both the throughput and the scaling sections (the same bytes for both)."""
     from connectors.kafka_client import create_topic, produce_json
 
     values = planted_json(n)
@@ -280,9 +326,13 @@ def bench_throughput(bootstrap: str, n: int, workdir: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     produce_json([bootstrap], topic, values, client="confluent-kafka")
     produce_s = time.perf_counter() - t0
-    out: dict[str, Any] = {"events": n, "bytes_per_event": sum(map(len, values)) / n,
-                           "produce_eps": n / produce_s}
-    del values
+    return topic, {"events": n, "partitions": PARTITIONS, "bytes_per_event": sum(map(len, values)) / n,
+                   "produce_eps": n / produce_s}
+
+
+def bench_throughput(bootstrap: str, topic: str, info: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    n = info["events"]
+    out: dict[str, Any] = dict(info)
     for client in CLIENTS:
         for name, decode in DECODERS.items():
             # The goal's peer gets the best of two runs: the machine is shared and noisy.
@@ -296,6 +346,80 @@ def bench_throughput(bootstrap: str, n: int, workdir: Path) -> dict[str, Any]:
         out[f"{client}/ratio_steady_vs_bare_arrow"] = run["steady_eps"] / peer
         out[f"{client}/ratio_whole_vs_bare_arrow"] = run["whole_eps"] / peer
         out[f"{client}/ratio_steady_vs_bare_loads"] = run["steady_eps"] / out[f"{client}/bare[json.loads]_eps"]
+    return out
+
+
+# ----------------------------------------------------------------------------- scaling
+
+
+@contextlib.contextmanager
+def sdk_worker_pool(timeout: float = 120.0) -> Iterator[str]:
+    """``localhost:port`` of a Beam SDK worker pool in its own process group, killed whole
+    at the end. Started as a Flink or Spark task manager would: from the project root,
+    the venv's ``bin`` first on PATH (workers start as a bare ``python -c ...``) and the
+    project importable through PYTHONPATH."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = child_env()
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                             f"--service_port={port}"], cwd=str(ROOT), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the Beam SDK worker pool did not start")
+                time.sleep(0.2)
+        yield f"localhost:{port}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def bench_scaling(bootstrap: str, topic: str, info: dict[str, Any], workdir: Path,
+                  portable: bool, timeout: float) -> dict[str, Any]:
+    """Steady-state events/s of ``macrobase run`` per Beam runner over the same topic, one
+    runner right after the other so that the ratios compare neighbouring minutes.
+
+    The PortableRunner is optional: a failure there is recorded, not raised, so the
+    required pair is still reported.
+    """
+    n = info["events"]
+    out: dict[str, Any] = {**info, "client": SCALING_CLIENT, "runners": {}}
+    with contextlib.ExitStack() as stack:
+        for label, runner in RUNNERS.items():
+            runner = {"type": runner["type"], "options": dict(runner.get("options", {}))}
+            optional = runner["type"] == "PortableRunner"
+            if optional and not portable:
+                continue
+            try:
+                if runner["options"].get("environment_type") == "EXTERNAL":
+                    runner["options"]["environment_config"] = stack.enter_context(sdk_worker_pool())
+                run = pipeline_drain(SCALING_CLIENT, bootstrap, topic, n, workdir, runner=runner,
+                                     label=f"scaling {label}", timeout=timeout)
+            except RuntimeError as exc:
+                if not optional:
+                    raise
+                run = {"error": str(exc).splitlines()[0][:500]}
+            out["runners"][label] = {"runner": runner, **run}
+    base = out["runners"]["1 worker"]["steady_eps"]
+    for run in out["runners"].values():
+        if "steady_eps" in run:
+            run["ratio_steady_vs_1_worker"] = run["steady_eps"] / base
+    out["ratio_2_workers_vs_1"] = out["runners"]["2 worker processes"]["ratio_steady_vs_1_worker"]
     return out
 
 
@@ -487,84 +611,152 @@ def bench_memory(n: int, workdir: Path, timeout_s: float) -> dict[str, Any]:
 # -------------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
-    parser.add_argument("--only", choices=["throughput", "freshness", "memory"], action="append",
-                        help="run only this part (repeatable)")
-    parser.add_argument("--memory-timeout", type=float, default=150.0,
-                        help="seconds before a memory run is stopped (default 150)")
-    args = parser.parse_args(argv)
-    parts = args.only or ["throughput", "freshness", "memory"]
-    n_tp, n_mem, warm = (50_000, 200_000, 3.0) if args.quick else (500_000, 2_000_000, 6.0)
+def throughput_rows(tp: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows, goals = [], []
+    for c in CLIENTS:
+        peer = tp[f"{c}/bare[pyarrow.json]_eps"]
+        ratio = tp[f"{c}/ratio_steady_vs_bare_arrow"]
+        ok = ratio >= STEADY_GOAL[c]
+        rows += [
+            {"case": f"throughput {c}: pipeline steady (ev/s)", "value": tp[f"{c}/pipeline_steady_eps"],
+             "peer": peer, "ratio": fmt_ratio(ratio), "goal": f">= {STEADY_GOAL[c]:g}x", "met": ok},
+            {"case": f"throughput {c}: pipeline whole run (ev/s)", "value": tp[f"{c}/pipeline_whole_eps"],
+             "peer": peer, "ratio": fmt_ratio(tp[f"{c}/ratio_whole_vs_bare_arrow"]), "goal": "-", "met": None},
+            {"case": f"  peer: bare {c} + json.loads (ev/s)", "value": tp[f"{c}/bare[json.loads]_eps"],
+             "peer": None, "ratio": fmt_ratio(tp[f"{c}/ratio_steady_vs_bare_loads"]), "goal": "-", "met": None},
+            {"case": f"  peer: bare {c} + decode_json_messages", "value":
+                tp[f"{c}/bare[decode_json_messages]_eps"], "peer": None, "ratio": None, "goal": "-", "met": None},
+        ]
+        goals.append({"goal": f"{c} pipeline (in-process runner) >= {STEADY_GOAL[c]:g}x bare consumer "
+                              "(pyarrow.json)", "met": ok, "ratio": ratio})
+    return rows, goals
 
-    from connectors.broker import EmbeddedBroker
 
-    result: dict[str, Any] = {"benchmark": "stream", "quick": args.quick, "emit_every_s": EMIT_EVERY_S}
-    rows: list[dict[str, Any]] = []
-    goals: list[dict[str, Any]] = []
-    t_start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp, EmbeddedBroker(port=0) as broker:
-        workdir = Path(tmp)
-        if "throughput" in parts:
-            tp = bench_throughput(broker.bootstrap, n_tp, workdir)
-            result["throughput"] = tp
-            for c in CLIENTS:
-                peer = tp[f"{c}/bare[pyarrow.json]_eps"]
-                ok = tp[f"{c}/ratio_steady_vs_bare_arrow"] >= 0.85
-                rows += [
-                    {"case": f"throughput {c}: pipeline steady (ev/s)", "value": tp[f"{c}/pipeline_steady_eps"],
-                     "peer": peer, "ratio": tp[f"{c}/ratio_steady_vs_bare_arrow"], "goal": ">= 0.85x", "met": ok},
-                    {"case": f"throughput {c}: pipeline whole run (ev/s)", "value": tp[f"{c}/pipeline_whole_eps"],
-                     "peer": peer, "ratio": tp[f"{c}/ratio_whole_vs_bare_arrow"], "goal": "-", "met": None},
-                    {"case": f"  peer: bare {c} + json.loads (ev/s)", "value": tp[f"{c}/bare[json.loads]_eps"],
-                     "peer": None, "ratio": tp[f"{c}/ratio_steady_vs_bare_loads"], "goal": "-", "met": None},
-                    {"case": f"  peer: bare {c} + decode_json_messages", "value":
-                        tp[f"{c}/bare[decode_json_messages]_eps"], "peer": None, "ratio": None, "goal": "-",
-                     "met": None},
-                ]
-                goals.append({"goal": f"{c} pipeline >= 0.85x bare consumer (pyarrow.json)", "met": ok})
-        if "freshness" in parts:
-            fr = bench_freshness(broker.bootstrap, workdir, rate=5000.0, warm_s=warm)
-            result["freshness"] = fr
-            ok = fr["max_s"] <= fr["goal_s"]
-            rows += [
-                {"case": "freshness max (s)", "value": fr["max_s"], "peer": fr["goal_s"],
-                 "ratio": fr["max_s"] / fr["goal_s"], "goal": f"<= {fr['goal_s']:g} s", "met": ok},
-                {"case": "freshness median (s)", "value": fr["median_s"], "peer": fr["goal_s"],
-                 "ratio": fr["median_s"] / fr["goal_s"], "goal": "-", "met": None},
-            ]
-            goals.append({"goal": f"freshness max <= {fr['goal_s']:g} s", "met": ok})
-        if "memory" in parts:
-            mem = bench_memory(n_mem, workdir, timeout_s=args.memory_timeout)
-            result["memory"] = mem
-            # A killed run's peak is a lower bound: it can fail the goal, never pass it.
-            ok = mem["ratio_peak_rss"] <= 1.5 and not mem["high_timed_out"]
-            cut = " (killed at time limit)" if mem["high_timed_out"] else ""
-            rows += [
-                {"case": f"peak RSS {mem['high_distinct_ids']:,} vs 1k device ids (MB){cut}",
-                 "value": mem["high_peak_rss_mb"], "peer": mem["low_peak_rss_mb"],
-                 "ratio": mem["ratio_peak_rss"], "goal": "<= 1.5x", "met": ok},
-                {"case": f"  run time {mem['high_distinct_ids']:,} vs 1k device ids (s){cut}",
-                 "value": mem["high_seconds"], "peer": mem["low_seconds"], "ratio": mem["ratio_seconds"],
-                 "goal": "-", "met": None},
-            ]
-            goals.append({"goal": "peak RSS high/low cardinality <= 1.5x", "met": ok})
-    result["goals"] = goals
-    result["seconds"] = time.perf_counter() - t_start
+def scaling_rows(sc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows = []
+    base = sc["runners"]["1 worker"]["steady_eps"]
+    for label, run in sc["runners"].items():
+        case = f"scaling {sc['client']}: {label} steady (ev/s)"
+        if "error" in run:
+            rows.append({"case": case + " FAILED", "value": None, "peer": base, "ratio": None,
+                         "goal": "-", "met": None})
+            continue
+        two = label == "2 worker processes"
+        rows.append({"case": case, "value": run["steady_eps"], "peer": None if label == "1 worker" else base,
+                     "ratio": fmt_ratio(run["ratio_steady_vs_1_worker"]),
+                     "goal": f">= {SCALING_GOAL:g}x" if two else "-",
+                     "met": run["ratio_steady_vs_1_worker"] >= SCALING_GOAL if two else None})
+    ratio = sc["ratio_2_workers_vs_1"]
+    goals = [{"goal": f"2 worker processes >= {SCALING_GOAL:g}x 1 worker (steady, {sc['client']})",
+              "met": ratio >= SCALING_GOAL, "ratio": ratio}]
+    return rows, goals
 
-    print(format_table(rows, ["case", "value", "peer", "ratio", "goal", "met"]))
-    if "throughput" in result:
-        tp = result["throughput"]
-        print(f"throughput: {n_tp:,} events of {tp['bytes_per_event']:.0f} B in {PARTITIONS} partitions; "
+
+def freshness_rows(fr: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ok = fr["max_s"] <= fr["goal_s"]
+    rows = [
+        {"case": "freshness max (s)", "value": fr["max_s"], "peer": fr["goal_s"],
+         "ratio": fmt_ratio(fr["max_s"] / fr["goal_s"]), "goal": f"<= {fr['goal_s']:g} s", "met": ok},
+        {"case": "freshness median (s)", "value": fr["median_s"], "peer": fr["goal_s"],
+         "ratio": fmt_ratio(fr["median_s"] / fr["goal_s"]), "goal": "-", "met": None},
+    ]
+    return rows, [{"goal": f"freshness max <= {fr['goal_s']:g} s", "met": ok}]
+
+
+def memory_rows(mem: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    # A killed run's peak is a lower bound: it can fail the goal, never pass it.
+    ok = mem["ratio_peak_rss"] <= 1.5 and not mem["high_timed_out"]
+    cut = " (killed at time limit)" if mem["high_timed_out"] else ""
+    sizes = f"{mem['high_distinct_ids']:,} vs 1k device ids, {mem['events']:,} events"
+    rows = [
+        {"case": f"peak RSS {sizes} (MB){cut}", "value": mem["high_peak_rss_mb"], "peer": mem["low_peak_rss_mb"],
+         "ratio": fmt_ratio(mem["ratio_peak_rss"]), "goal": "<= 1.5x", "met": ok},
+        {"case": f"  run time {sizes} (s){cut}", "value": mem["high_seconds"], "peer": mem["low_seconds"],
+         "ratio": fmt_ratio(mem["ratio_seconds"]), "goal": "-", "met": None},
+    ]
+    return rows, [{"goal": f"peak RSS {mem['high_distinct_ids']:,}/1k distinct ids <= 1.5x", "met": ok,
+                   "ratio": mem["ratio_peak_rss"]}]
+
+
+def print_notes(result: dict[str, Any]) -> None:
+    """What the table cannot say: sizes, start-up and drain times, per-cause freshness."""
+    tp = result.get("throughput")
+    if tp:
+        print(f"throughput: {tp['events']:,} events of {tp['bytes_per_event']:.0f} B in {PARTITIONS} partitions; "
               "bare consumers poll 5,000 records round robin; pipeline steady state = whole emit "
               "intervals between the first and last stored documents before the drain finished; "
               + "; ".join(f"{c} start-up {tp[f'{c}/pipeline_startup_s']:.1f} s, drain "
                           f"{tp[f'{c}/pipeline_drain_s']:.1f} s" for c in CLIENTS))
-    if "freshness" in result:
-        fr = result["freshness"]
+    sc = result.get("scaling")
+    if sc:
+        print(f"scaling: {sc['events']:,} events in {PARTITIONS} partitions, {sc['client']}, runners one after "
+              f"the other on {os.cpu_count()} CPUs; "
+              + "; ".join(f"{label}: start-up {r['startup_s']:.1f} s, drain {r['drain_s']:.1f} s, "
+                          f"whole run {r['whole_eps']:,.0f} ev/s" if "error" not in r else f"{label}: {r['error']}"
+                          for label, r in sc["runners"].items()))
+    fr = result.get("freshness")
+    if fr:
         print("freshness per cause (stored / emitted_at, s): "
               + ", ".join(f"{s:.2f}/{e:.2f}" for s, e in zip(fr["stored_s"], fr["emitted_s"])))
+    mem = result.get("memory")
+    if mem:
+        print(f"memory: {mem['events']:,} events, device_id with {mem['high_distinct_ids']:,} (N/2) vs "
+              f"{mem['low_distinct_ids']:,} distinct values; events stored "
+              f"{mem['high_events']:,} / {mem['low_events']:,}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--only", choices=["throughput", "scaling", "freshness", "memory"], action="append",
+                        help="run only this part (repeatable)")
+    parser.add_argument("--no-portable", action="store_true",
+                        help="scaling without the PortableRunner on an external SDK worker pool")
+    parser.add_argument("--drain-timeout", type=float, default=240.0,
+                        help="seconds a scaling run may take to drain the topic (default 240)")
+    parser.add_argument("--memory-timeout", type=float, default=150.0,
+                        help="seconds before a memory run is stopped (default 150)")
+    parser.add_argument("--decay", type=float, default=None,
+                        help="explainer decay per emit interval for every run (default: the explainer's)")
+    args = parser.parse_args(argv)
+    EXPLAINER_OVERRIDES.clear()
+    if args.decay is not None:
+        EXPLAINER_OVERRIDES["decay"] = args.decay
+    parts = args.only or ["throughput", "scaling", "freshness", "memory"]
+    n_tp, n_mem, warm = (50_000, 200_000, 3.0) if args.quick else (500_000, 2_000_000, 6.0)
+
+    from connectors.broker import EmbeddedBroker
+
+    result: dict[str, Any] = {"benchmark": "stream", "quick": args.quick, "emit_every_s": EMIT_EVERY_S,
+                              "explainer_overrides": dict(EXPLAINER_OVERRIDES)}
+    rows: list[dict[str, Any]] = []
+    goals: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+
+    def add(part: str, value: dict[str, Any], to_rows) -> None:
+        result[part] = value
+        new_rows, new_goals = to_rows(value)
+        rows.extend(new_rows)
+        goals.extend(new_goals)
+
+    with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp, EmbeddedBroker(port=0) as broker:
+        workdir = Path(tmp)
+        if "throughput" in parts or "scaling" in parts:
+            topic, info = produce_topic(broker.bootstrap, n_tp)
+        if "throughput" in parts:
+            add("throughput", bench_throughput(broker.bootstrap, topic, info, workdir), throughput_rows)
+        if "scaling" in parts:
+            add("scaling", bench_scaling(broker.bootstrap, topic, info, workdir, portable=not args.no_portable,
+                                         timeout=args.drain_timeout), scaling_rows)
+        if "freshness" in parts:
+            add("freshness", bench_freshness(broker.bootstrap, workdir, rate=5000.0, warm_s=warm), freshness_rows)
+        if "memory" in parts:
+            add("memory", bench_memory(n_mem, workdir, timeout_s=args.memory_timeout), memory_rows)
+    result["goals"] = goals
+    result["seconds"] = time.perf_counter() - t_start
+
+    print(format_table(rows, ["case", "value", "peer", "ratio", "goal", "met"]))
+    print_notes(result)
     result["machine"] = machine_info()
     print(json_line(result))
     return result

@@ -137,8 +137,13 @@ class KafkaChunkReader:
                     self._put(("up", None))
                 continue
             down_since_ok = None
-            decoded = decode_json_messages(poll.values, list(s.schema.metrics), list(s.schema.attributes),
-                                           s.schema.time, timestamps_ms=poll.timestamps_ms, offsets=poll.offsets)
+            try:
+                decoded = decode_json_messages(poll.values, list(s.schema.metrics), list(s.schema.attributes),
+                                               s.schema.time, timestamps_ms=poll.timestamps_ms,
+                                               offsets=poll.offsets)
+            except Exception as exc:  # a decoder bug fails the run loudly, never stalls a partition
+                self._put(("error", exc))
+                return
             # A position that went back means the broker lost its log: count from there.
             start = cursor if cursor <= poll.next_offset else int(poll.offsets[0])
             self._put(Chunk(s.key, s.partition, poll.next_offset, decoded.batch, decoded.dead_letters,

@@ -295,8 +295,10 @@ def _wanted(metrics: list[str], attributes: list[str], time: str | None) -> list
     return list(seen)
 
 
-def _fast_parse(values: Sequence[bytes], wanted: list[str]) -> pa.Table | None:
+def _fast_parse(values: Sequence[bytes | None], wanted: list[str]) -> pa.Table | None:
     """One read_json over the poll, or None when the result cannot be trusted."""
+    if any(v is None for v in values):
+        return None  # tombstones: the slow path gives each message its verdict
     joined = b"\n".join(values)
     if joined.count(b"\n") != len(values) - 1 or b"\r" in joined:
         # Pretty-printed messages: a raw newline can only be whitespace in valid JSON,
@@ -332,9 +334,16 @@ def _slow_parse(
     rows: list[int] = []
     for i, v in enumerate(values):
         off = None if offsets is None else int(offsets[i])
+        if v is None:
+            dead.append(DeadLetter("tombstone", "message has no value (a tombstone); skipped", "", off))
+            continue
         try:
-            obj = json.loads(v)
-        except (ValueError, UnicodeDecodeError) as e:
+            # Strict UTF-8 first: json.loads alone lets lone surrogates (ed a0 80) through.
+            obj = json.loads(bytes(v).decode("utf-8"))
+        except UnicodeDecodeError as e:
+            dead.append(DeadLetter("invalid_utf8", f"message is not valid UTF-8: {e}", _raw(v), off))
+            continue
+        except (ValueError, RecursionError) as e:
             dead.append(DeadLetter("invalid_json", f"message is not valid JSON: {e}", _raw(v), off))
             continue
         if not isinstance(obj, dict):
@@ -359,10 +368,19 @@ def python_column(vals: list[Any]) -> pa.Array:
     if kinds <= {int, float} or len(kinds) <= 1:
         try:
             return pa.array(vals)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError):
             pass
-    return pa.array([None if v is None else v if isinstance(v, str) else json.dumps(v) for v in vals],
-                    pa.string())
+    return pa.array([None if v is None else _valid_text(v if isinstance(v, str) else json.dumps(v))
+                     for v in vals], pa.string())
+
+
+def _valid_text(s: str) -> str:
+    """A lone surrogate from a JSON escape (``"\\ud800"``) cannot be UTF-8: it becomes U+FFFD."""
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in s)
 
 
 def _json_kind(obj: Any) -> str:

@@ -554,7 +554,9 @@ def create_topic(bootstrap_servers: Sequence[str], topic: str, partitions: int =
         raise BrokerUnavailable(f"cannot create topic {topic!r}: {e!r}") from e
 
 
-def _to_bytes(x: Any) -> bytes:
+def _to_bytes(x: Any) -> bytes | None:
+    if x is None:
+        return None  # a tombstone
     if isinstance(x, (bytes, bytearray, memoryview)):
         return bytes(x)
     if isinstance(x, str):
@@ -571,7 +573,8 @@ def produce_json(
     timestamps_ms: Sequence[int] | None = None,
     timeout_s: float = 60.0,
 ) -> int:
-    """Produce rows (dicts, encoded as compact JSON) or raw bytes/str values; returns the
+    """Produce rows (dicts, encoded as compact JSON), raw bytes/str values or None
+    (tombstones); returns the
     number delivered. Waits for delivery; raises :class:`KafkaClientError` on failures.
 
     ``partition=None`` lets the client's partitioner spread messages (no key: round
