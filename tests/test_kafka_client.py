@@ -229,7 +229,7 @@ def test_run_broker_foreground_until_interrupted():
         create_topic([f"127.0.0.1:{port}"], "fg", 2)
         assert list_partitions("confluent-kafka", [f"127.0.0.1:{port}"], "fg") == [0, 1]
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(15) == 0
+        assert proc.wait(120) == 0  # generous: a busy machine stops it slowly, a hang never
     finally:
         if proc.poll() is None:
             proc.kill()
