@@ -56,6 +56,7 @@ class ModelKeeper:
         self.classifier = build_classifier(cfg)
         self.version = 0
         self.ended: set[str] = set()
+        self.held = 0  # chunks the model stage holds until the first model exists
         self.next_refresh = time.time() + self.emit_every
 
     def resume(self, version: int, model: Any) -> "ModelKeeper":

@@ -81,19 +81,22 @@ class AssignModel(beam.DoFn):
                 restored = GlobalEngine.from_checkpoint(blob, self.cfg, {})
                 if restored.model is not None:
                     keeper.resume(restored.model.version, restored.model.model)
-        waiting = keeper.current is None
         rows = needs_model(chunk)
         keeper.learn(chunk.source, metric_matrix(chunk.batch, self.metrics) if rows else None, chunk.end)
-        state.write(keeper)
         model = keeper.current
-        if model is None and (rows or chunk.end):
-            held.add(chunk)  # counted once the first model exists
+        # Rows wait for the first model; so does the end of a source while rows wait, so
+        # that the end is counted after them. Anything else (heartbeats) passes at once.
+        if model is None and (rows or (chunk.end and keeper.held)):
+            held.add(chunk)
+            keeper.held += 1
         else:
-            if waiting and model is not None:
+            if keeper.held and model is not None:
                 for earlier in held.read():
                     yield earlier.source, (earlier, model)
                 held.clear()
-            yield chunk.source, (chunk, model)  # without a model: a heartbeat (lag, health)
+                keeper.held = 0
+            yield chunk.source, (chunk, model)
+        state.write(keeper)
 
     def setup(self) -> None:
         self.metrics = list(self.cfg.event_schema.metrics)

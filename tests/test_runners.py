@@ -114,3 +114,36 @@ def test_for_stops_the_cli_on_every_runner(tmp_path, kafka_broker, topic_factory
                        f"{last['dead_letters']:,} dead letters"]
     assert store.status("p")["state"] == "stopped"
     assert last["events"] + last["dead_letters"] == sum(store.offsets("p").values())
+
+
+def test_a_trained_model_shorter_than_its_warm_up_on_every_runner(tmp_path, runner):
+    # A bounded input shorter than the reservoir: the model is trained on all of it when
+    # the source ends, so the streaming answer equals a batch MAD over the same rows.
+    import pyarrow.parquet as pq
+
+    table, _ = planted_table(6_000, seed=4)
+    table = table.select(["power_drain"] + ATTRS)
+    pq.write_table(table, tmp_path / "t.parquet")
+    cfg = pipeline(tmp_path, "unused:1", "unused", runner)
+    cfg["pipelines"][0]["source"] = {"type": "file", "path": str(tmp_path / "t.parquet")}
+    cfg["pipelines"][0]["classifier"] = {"type": "mad", "cutoff": {"score": 3.0},
+                                         "training": {"reservoir": 10_000}}
+    conf = parse_config(cfg, "test")
+    result = PipelineRun(conf, conf.pipelines[0]).run()   # ends with its input
+    final = ResultStore(tmp_path / "results.db").latest("p")
+    assert result.documents >= 1 and final["events"] == table.num_rows
+    batch = run_diff(table, DiffRequest(("power_drain",), tuple(ATTRS), classifier="mad", score_cutoff=3.0))
+    for key in ("total", "outliers", "thresholds", "explanations"):
+        assert final[key] == batch[key], key
+
+
+def test_an_idle_topic_with_a_trained_model_stops_on_every_runner(tmp_path, kafka_broker, topic_factory, runner):
+    topic = topic_factory(partitions=2)
+    cfg = pipeline(tmp_path, kafka_broker.bootstrap, topic, runner)
+    cfg["pipelines"][0]["classifier"] = {"type": "mad", "cutoff": {"score": 3.0}}
+    conf = parse_config(cfg, "test")
+    result = PipelineRun(conf, conf.pipelines[0]).run(duration=4)
+    store = ResultStore(tmp_path / "results.db")
+    assert result.documents == len(store.history("p", limit=100_000)) >= 1
+    assert store.latest("p")["events"] == 0 and store.latest("p")["thresholds"] == {}
+    assert store.status("p")["state"] == "stopped"
