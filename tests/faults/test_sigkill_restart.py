@@ -1,6 +1,7 @@
 """SIGKILL at any moment, restart with ``start_from: committed``: every event counted once.
 
-Real processes (``macrobase run``), the real broker, real SQLite. The pipeline is killed
+Real processes (``macrobase run``), the real broker, real SQLite, on the three runner
+configurations of tests/runners.py. The pipeline is killed
 (its whole process group, so SDK worker processes die too) before its first checkpoint,
 right after a checkpoint, and at seeded random moments, while more events keep arriving.
 After the last restart, with decay 0, ``total + dropped`` equals the messages in the topic,
@@ -70,7 +71,7 @@ def committed(bootstrap: str, topic: str) -> dict[int, int | None]:
     return out
 
 
-@pytest.mark.parametrize("runner_name", ["in-process", "multi-process"])
+@pytest.mark.parametrize("runner_name", ["in-process", "multi-process", "portable-external"])
 def test_sigkill_anywhere_then_restart_counts_every_event_once(tmp_path, kafka_broker, topic_factory,
                                                                runner_name, request):
     rng = random.Random(SEED)
