@@ -20,6 +20,10 @@ from connectors.files import iter_file_batches
 from connectors.kafka_client import BrokerUnavailable, open_partition_reader
 
 
+class PartitionFailed(RuntimeError):
+    """A partition could not be read or decoded after retries: the run must stop."""
+
+
 @dataclass(frozen=True)
 class Chunk:
     """What a source read: rows, dead letters, and where to resume.
@@ -100,6 +104,8 @@ class KafkaChunkReader:
 
     QUEUE_CHUNKS = 8
     UP_AFTER_S = 2.0  # empty polls without errors for this long: the broker is back
+    RETRIES = 5       # client failures in a row before the partition (and the run) fails
+    BACKOFF_S = 0.5   # first wait before a retry; doubles with every failure, up to 30 s
 
     def __init__(self, spec: KafkaPartitionSpec, position: int) -> None:
         self.spec = spec
@@ -116,21 +122,32 @@ class KafkaChunkReader:
         self._thread.start()
 
     def _pump(self) -> None:
-        s, reader = self.spec, self._reader
+        s = self.spec
         down_since_ok: float | None = None
         cursor = self.position
+        failures = 0
         while not self._stopping.is_set():
             try:
-                poll = reader.poll(s.poll_max_records, 0.2)
+                poll = self._reader.poll(s.poll_max_records, 0.2)
             except BrokerUnavailable as exc:
                 down_since_ok = time.monotonic()
                 self._put(("down", str(exc)))
                 self._stopping.wait(0.5)
                 continue
-            except Exception as exc:  # a client bug must surface in the pipeline, not vanish
-                self._put(("error", exc))
-                return
-            self._lag = reader.lag_estimate()
+            except Exception as exc:  # a client failure: degraded, retried with a new client
+                failures += 1
+                if failures > self.RETRIES:
+                    self._put(("error", PartitionFailed(
+                        f"partition {s.key}: reading failed {failures} times in a row; last: "
+                        f"{type(exc).__name__}: {exc}")))
+                    return
+                down_since_ok = time.monotonic()
+                self._put(("down", f"partition {s.key}: {type(exc).__name__}: {exc}; retrying"))
+                self._stopping.wait(min(30.0, self.BACKOFF_S * 2 ** (failures - 1)))
+                self._reopen(cursor)
+                continue
+            failures = 0
+            self._lag = self._reader.lag_estimate()
             if len(poll) == 0:
                 if down_since_ok is not None and time.monotonic() - down_since_ok > self.UP_AFTER_S:
                     down_since_ok = None
@@ -142,7 +159,8 @@ class KafkaChunkReader:
                                                s.schema.time, timestamps_ms=poll.timestamps_ms,
                                                offsets=poll.offsets)
             except Exception as exc:  # a decoder bug fails the run loudly, never stalls a partition
-                self._put(("error", exc))
+                self._put(("error", PartitionFailed(f"partition {s.key}: decoding failed at offset "
+                                                    f"{cursor}: {type(exc).__name__}: {exc}")))
                 return
             # A position that went back means the broker lost its log: count from there.
             start = cursor if cursor <= poll.next_offset else int(poll.offsets[0])
@@ -150,6 +168,18 @@ class KafkaChunkReader:
                             dropped=len(decoded.dead_letters), lag=self._lag, stream=s.topic,
                             start_offset=start))
             cursor = poll.next_offset
+
+    def _reopen(self, position: int) -> None:
+        try:
+            self._reader.close()
+        except Exception:  # the broken client may not close cleanly; a new one replaces it
+            pass
+        try:
+            self._reader = open_partition_reader(self.spec.client, list(self.spec.bootstrap_servers),
+                                                 self.spec.topic, self.spec.partition, self.spec.group_id)
+            self._reader.seek(position)
+        except Exception as exc:  # counted as the next failure by the following poll
+            self._put(("down", f"partition {self.spec.key}: reconnecting failed: {exc}"))
 
     def _put(self, item) -> None:
         while not self._stopping.is_set():
@@ -262,4 +292,4 @@ def kafka_specs(client: str, servers: Sequence[str], topic: str, partitions: Seq
                                poll_max_records) for p in partitions]
 
 
-__all__ = ["Chunk", "ChunkReader", "EventSchema", "FileSpec", "KafkaPartitionSpec", "kafka_specs"]
+__all__ = ["Chunk", "ChunkReader", "PartitionFailed", "EventSchema", "FileSpec", "KafkaPartitionSpec", "kafka_specs"]

@@ -139,12 +139,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             msg = f"{exc.filename}: {exc.strerror}"
         print(f"macrobase {args.command}: error: {msg}", file=sys.stderr)
         return 2
-    except Exception as exc:  # pragma: no cover - a bug, but users still get one line
-        if os.environ.get("MACROBASE_DEBUG"):
-            traceback.print_exc()
-        print(f"macrobase {args.command}: internal error: {type(exc).__name__}: {exc} "
-              "(set MACROBASE_DEBUG=1 for details)", file=sys.stderr)
+    except RuntimeError as exc:
+        from connectors.chunks import PartitionFailed
+        if not isinstance(exc, PartitionFailed):
+            return _internal_error(args, exc)
+        print(f"macrobase {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # pragma: no cover - a bug, but users still get one line
+        return _internal_error(args, exc)
+
+
+def _internal_error(args: argparse.Namespace, exc: BaseException) -> int:
+    if os.environ.get("MACROBASE_DEBUG"):
+        traceback.print_exception(exc)
+    line = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    print(f"macrobase {args.command}: internal error: {line} (set MACROBASE_DEBUG=1 for details)",
+          file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

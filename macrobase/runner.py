@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import logging
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -29,7 +30,7 @@ import connectors._quiet_beam  # noqa: F401  (before Beam)
 import apache_beam as beam
 
 from connectors.beam_source import StopCondition
-from connectors.chunks import EventSchema, FileSpec, kafka_specs
+from connectors.chunks import EventSchema, FileSpec, PartitionFailed, kafka_specs
 from connectors.kafka_client import BrokerUnavailable, list_partitions, open_partition_reader
 from macrobase.config import (Config, FileSourceConfig, GeneratorSourceConfig, JsonlSinkConfig,
                               KafkaSourceConfig, PipelineConfig, RunnerConfig, SqliteSinkConfig)
@@ -182,6 +183,8 @@ class PipelineRun:
         try:
             self._result = p.run()  # the in-process runner returns when the pipeline is done
             self._result.wait_until_finish()
+        except Exception as exc:
+            raise run_failure(exc) from None
         finally:
             finished.set()
             self._result = None
@@ -201,8 +204,8 @@ class PipelineRun:
         while child.is_alive():
             child.join(0.2)
         if child.exitcode != 0:
-            detail = errors.get() if not errors.empty() else f"exit status {child.exitcode}"
-            raise RuntimeError(f"pipeline {self.cfg.name}: the Beam runner failed: {detail}")
+            detail = errors.get() if not errors.empty() else f"the Beam runner exited with status {child.exitcode}"
+            raise PartitionFailed(detail)
 
     def _cancel_if_stuck(self, stop: StopCondition, finished: threading.Event) -> None:
         """Cancel a job still running CANCEL_AFTER_S after its stop (a runner whose workers
@@ -257,8 +260,14 @@ def _isolated_run(config: Config, cfg: PipelineConfig, specs, stop: StopConditio
         with beam.Pipeline(runner=runner, options=options) as p:
             build(p, cfg, specs, stop, resume, restarts)
     except BaseException as exc:
-        errors.put(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        errors.put(str(run_failure(exc)))
         raise SystemExit(1)
+
+
+def run_failure(exc: BaseException) -> BaseException:
+    """A partition's failure as its own one-line error (Beam wraps it in its traceback)."""
+    found = re.search(r"PartitionFailed: ([^\n\[]+)", str(exc))
+    return PartitionFailed(found.group(1).strip()) if found else exc
 
 
 def _die_with_parent() -> None:
