@@ -491,6 +491,7 @@ def _pipeline_summary(name: str, status: dict | None, latest: dict | None) -> di
         "emit_latency_ms": status.get("emit_latency_ms"),
         "restarts": status.get("restarts") or 0,
         "last_error": status.get("last_error"),
+        "partitions": latest.get("partitions") or {},
     }
 
 
@@ -587,6 +588,12 @@ _METRICS = (
 )
 
 
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
 def prometheus_text(summaries: list[dict]) -> str:
     """Prometheus text exposition (format 0.0.4) of pipeline summaries.
 
@@ -603,6 +610,20 @@ def prometheus_text(summaries: list[dict]) -> str:
                 samples.append(f'{metric}{{pipeline="{_label(row["name"])}"}} {text}')
         if samples:
             lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}", *samples]
+    for metric, help_text, value in (
+            ("macrobase_partition_lag", "Kafka messages not yet consumed, per partition.",
+             lambda part: part.get("lag")),
+            ("macrobase_partition_last_read_timestamp_seconds",
+             "When the partition last delivered events (Unix time); old with a lag means stalled.",
+             lambda part: _epoch(part.get("last_read_at")))):
+        samples = []
+        for row in summaries:
+            for key, part in sorted((row.get("partitions") or {}).items()):
+                text = _sample(None if value(part) is None else float(value(part)))
+                if text is not None:
+                    samples.append(f'{metric}{{pipeline="{_label(row["name"])}",partition="{_label(key)}"}} {text}')
+        if samples:
+            lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge", *samples]
     if summaries:
         lines += ["# HELP macrobase_pipeline_state 1 for the state the pipeline last reported.",
                   "# TYPE macrobase_pipeline_state gauge"]

@@ -89,6 +89,7 @@ class GlobalEngine:
         self.events = self.outliers = self.dead_letters = self.dropped = 0
         self.lag: dict[str, int] = {}
         self.health: dict[str, tuple[bool, str | None]] = {}
+        self.last_read: dict[str, float] = {}   # shard -> wall clock of its last counted read
         self.pending_dead_letters: deque = deque(maxlen=KEEP_DEAD_LETTERS)
         now = time.time()
         self.interval_events, self.interval_started = 0, now
@@ -110,6 +111,8 @@ class GlobalEngine:
         self.pending_dead_letters.extend(p.dead_letters)
         for key, start, stop in p.ranges:
             self.coverage.setdefault(key, Coverage(start)).add(start, stop)
+            if stop > start:
+                self.last_read[p.shard] = time.time()
         for key, end in p.ends:
             self.ended[key] = end
         if p.lag is not None:
@@ -142,8 +145,7 @@ class GlobalEngine:
         unhealthy = [err for ok, err in self.health.values() if not ok]
         doc = {
             "pipeline": pipeline,
-            "emitted_at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "emitted_at": _iso(now),
             "total": json_count(N),
             "outliers": json_count(O),
             "dropped": self.dropped,
@@ -155,6 +157,7 @@ class GlobalEngine:
             "consumer_lag": sum(self.lag.values()) if self.lag else None,
             "healthy": not unhealthy,
             "distribution": self.model.distribution if self.model else {},
+            "partitions": self._partitions(),
         }
         dead = tuple(self.pending_dead_letters)
         self.pending_dead_letters.clear()
@@ -169,6 +172,13 @@ class GlobalEngine:
             self.next_checkpoint = now + _checkpoint_every(self.cfg)
         error = (unhealthy[0] or "a source is unavailable; retrying") if unhealthy else None
         return Snapshot(doc, dead, offsets, checkpoint, final, error)
+
+    def _partitions(self) -> dict[str, dict[str, Any]]:
+        """Per source: lag, when it last delivered events, health (a stalled one shows)."""
+        return {shard: {"lag": self.lag.get(shard),
+                        "last_read_at": _iso(self.last_read[shard]) if shard in self.last_read else None,
+                        "healthy": ok, "error": error}
+                for shard, (ok, error) in sorted(self.health.items())}
 
     # -- state ----------------------------------------------------------------------------
     def __getstate__(self) -> dict:
@@ -197,11 +207,16 @@ class GlobalEngine:
                 engine.coverage[key] = Coverage(start)
         engine.ended = {}
         engine.lag, engine.health = {}, {}
+        engine.last_read = getattr(engine, "last_read", {})
         now = time.time()
         engine.interval_events, engine.interval_started = 0, now
         engine.next_emit = now + cfg.explainer.emit_every
         engine.next_checkpoint = now + _checkpoint_every(cfg)
         return engine
+
+
+def _iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _checkpoint_every(cfg: PipelineConfig) -> float:

@@ -76,7 +76,8 @@ _SCHEMAS: dict[str, Any] = {
     "PipelineSummary": {
         "type": "object",
         "required": ["name", "status", "events", "outliers", "events_per_second", "consumer_lag",
-                     "dead_letters", "updated_at", "last_emitted_at", "emit_latency_ms", "restarts", "last_error"],
+                     "dead_letters", "updated_at", "last_emitted_at", "emit_latency_ms", "restarts", "last_error",
+                     "partitions"],
         "properties": {
             "name": {"type": "string"},
             "status": {"type": "string", "enum": [*PIPELINE_STATES, "unknown"],
@@ -91,6 +92,16 @@ _SCHEMAS: dict[str, Any] = {
             "emit_latency_ms": _NULLABLE_NUM,
             "restarts": {"type": "integer", "minimum": 0},
             "last_error": _NULLABLE_STR,
+            "partitions": {
+                "type": "object",
+                "description": "per source (Kafka topic/partition): lag, when it last delivered events, health",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["lag", "last_read_at", "healthy", "error"],
+                    "properties": {"lag": _NULLABLE_INT, "last_read_at": {**_NULLABLE_STR, "format": "date-time"},
+                                   "healthy": {"type": "boolean"}, "error": _NULLABLE_STR},
+                },
+            },
         },
     },
     "DeadLetter": {

@@ -635,3 +635,15 @@ def test_write_status_merges_fields_and_validates(tmp_path):
                     {"pipeline": "", "state": "running"}, {"pipeline": "p", "state": "running", "events": "many"}]:
             with pytest.raises(ValueError):
                 sink.write_status(bad)
+
+
+def test_metrics_show_each_partition_so_a_stalled_one_is_visible():
+    from macrobase.api import prometheus_text
+
+    text = prometheus_text([{"name": "t", "status": "running", "partitions": {
+        "topic/0": {"lag": 0, "last_read_at": "2026-01-01T00:00:00.000Z", "healthy": True, "error": None},
+        "topic/1": {"lag": 5000, "last_read_at": "2025-12-31T23:00:00.000Z", "healthy": True, "error": None}}}])
+    lines = text.splitlines()
+    assert 'macrobase_partition_lag{pipeline="t",partition="topic/1"} 5000' in lines
+    assert 'macrobase_partition_last_read_timestamp_seconds{pipeline="t",partition="topic/0"} 1767225600' in lines
+    assert 'macrobase_partition_last_read_timestamp_seconds{pipeline="t",partition="topic/1"} 1767222000' in lines

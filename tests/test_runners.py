@@ -93,6 +93,10 @@ def test_same_answer_on_every_runner(tmp_path, kafka_broker, topic_factory, runn
     assert final["dropped"] == final["dead_letters"] == len(BAD)
     # Offsets committed to the group are exactly the messages counted.
     assert sum(store.offsets("p").values()) == len(mixed)
+    # Every partition is visible, drained and healthy.
+    parts = final["partitions"]
+    assert sorted(parts) == [f"{topic}/{p}" for p in range(4)]
+    assert all(v["lag"] == 0 and v["healthy"] and v["last_read_at"] for v in parts.values())
 
 
 def test_for_stops_the_cli_on_every_runner(tmp_path, kafka_broker, topic_factory, runner, planted):
