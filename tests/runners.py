@@ -21,3 +21,37 @@ def runner_config(name: str, request) -> dict:
     if config["options"].get("environment_type") == "EXTERNAL":
         config["options"]["environment_config"] = request.getfixturevalue("sdk_worker_pool")
     return config
+
+
+def run_until(conf, done, timeout: float = 300.0):
+    """Run the config's first pipeline in a thread until ``done(latest stored document)``
+    holds, then stop it and wait for it to end; returns its RunResult."""
+    import threading
+    import time
+
+    import pytest
+
+    from macrobase.runner import PipelineRun
+    from macrobase.store import ResultStore
+
+    cfg = conf.pipelines[0]
+    run = PipelineRun(conf, cfg)
+    outcome: dict = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("result", run.run()), daemon=True)
+    thread.start()
+    store = ResultStore(cfg.sink.path)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and thread.is_alive():
+            doc = store.latest(cfg.name)
+            if doc and done(doc):
+                break
+            time.sleep(0.2)
+        else:
+            last = {k: v for k, v in (store.latest(cfg.name) or {}).items() if k in ("events", "dead_letters", "total")}
+            pytest.fail(f"the expected state was not reached in {timeout}s; last: {last}")
+    finally:
+        run.stop()
+        thread.join(240)
+    assert not thread.is_alive(), "the run did not stop"
+    return outcome["result"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -22,7 +21,7 @@ from macrobase.diff import DiffRequest, run_diff
 from macrobase.runner import PipelineRun
 from macrobase.store import ResultStore
 from macrobase.synthetic import planted_table, to_json_lines
-from tests.runners import RUNNERS, runner_config
+from tests.runners import RUNNERS, run_until, runner_config
 
 ATTRS = ["region", "firmware", "device_model", "carrier", "device_id"]
 BAD = [b"not json", b'{"power_drain": "high", "region": "region-1"}', b'{"region": "region-1"}', b"[1]"] * 5
@@ -62,31 +61,15 @@ def test_same_answer_on_every_runner(tmp_path, kafka_broker, topic_factory, runn
     topic = topic_factory(partitions=4)
     produce_json([kafka_broker.bootstrap], topic, mixed)
     conf = parse_config(pipeline(tmp_path, kafka_broker.bootstrap, topic, runner), "test")
-    run = PipelineRun(conf, conf.pipelines[0])
-    outcome: dict = {}
-    thread = threading.Thread(target=lambda: outcome.setdefault("result", run.run()), daemon=True)
-    thread.start()
+    result = run_until(conf, lambda d: d["events"] == table.num_rows and d["dead_letters"] == len(BAD))
     store = ResultStore(tmp_path / "results.db")
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline and thread.is_alive():
-            doc = store.latest("p")
-            if doc and doc["events"] == table.num_rows and doc["dead_letters"] == len(BAD):
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"not all events counted; last: { {k: v for k, v in (store.latest('p') or {}).items() if k in ('events', 'dead_letters', 'total')} }")
-    finally:
-        run.stop()
-        thread.join(240)
-    assert not thread.is_alive(), "the run did not stop"
     history = store.history("p", limit=100_000)
     events = [d["events"] for d in history]
     assert events == sorted(events), "totals went backwards"
     assert [d["total"] for d in history] == sorted(d["total"] for d in history)
     final = history[-1]
     assert store.status("p")["state"] == "stopped"
-    assert outcome["result"].documents == len(history)
+    assert result.documents == len(history)
     batch = run_diff(table, DiffRequest(("power_drain",), tuple(ATTRS), classifier="predicate", predicate=">= 150"))
     for key in ("total", "outliers", "thresholds", "explanations"):
         assert final[key] == batch[key], key

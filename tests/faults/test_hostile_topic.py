@@ -2,18 +2,16 @@
 partition stalls, with both Kafka clients (real broker, real Beam, real SQLite)."""
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
 
 import pytest
 
 from connectors.kafka_client import produce_json
 from macrobase.config import parse_config
-from macrobase.runner import PipelineRun
 from macrobase.store import ResultStore
 from macrobase.synthetic import planted_table, to_json_lines
 from tests.faults.hostile import HOSTILE
+from tests.runners import run_until
 
 GOOD = 20_006
 
@@ -41,21 +39,8 @@ def test_hostile_topic_counts_every_good_event_and_every_verdict(tmp_path, kafka
         "classifier": {"type": "predicate", "cutoff": {"op": ">=", "value": 150}},
         "explainer": {"decay": 0, "emit_every": "300ms"},
         "sink": {"type": "sqlite", "path": str(tmp_path / "r.db")}}]}, "test")
-    run = PipelineRun(conf, conf.pipelines[0])
-    thread = threading.Thread(target=run.run, daemon=True)
-    thread.start()
+    run_until(conf, lambda d: d["events"] + d["dead_letters"] >= len(mixed), timeout=240)
     store = ResultStore(tmp_path / "r.db")
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and thread.is_alive():
-            doc = store.latest("p")
-            if doc and doc["events"] + doc["dead_letters"] >= len(mixed):
-                break
-            time.sleep(0.2)
-    finally:
-        run.stop()
-        thread.join(120)
-    assert not thread.is_alive()
     final = store.latest("p")
     assert final["events"] == final["total"] == events
     assert final["dead_letters"] == sum(expected.values())
