@@ -126,11 +126,12 @@ class KafkaChunkReader:
         down_since_ok: float | None = None
         cursor = self.position
         failures = 0
+        checked_log = True
         while not self._stopping.is_set():
             try:
                 poll = self._reader.poll(s.poll_max_records, 0.2)
             except BrokerUnavailable as exc:
-                down_since_ok = time.monotonic()
+                down_since_ok, checked_log = time.monotonic(), False
                 self._put(("down", str(exc)))
                 self._stopping.wait(0.5)
                 continue
@@ -141,15 +142,20 @@ class KafkaChunkReader:
                         f"partition {s.key}: reading failed {failures} times in a row; last: "
                         f"{type(exc).__name__}: {exc}")))
                     return
-                down_since_ok = time.monotonic()
+                down_since_ok, checked_log = time.monotonic(), False
                 self._put(("down", f"partition {s.key}: {type(exc).__name__}: {exc}; retrying"))
                 self._stopping.wait(min(30.0, self.BACKOFF_S * 2 ** (failures - 1)))
                 self._reopen(cursor)
                 continue
             failures = 0
+            if not checked_log:
+                before = cursor
+                cursor, checked_log = self._rewind_if_log_lost(cursor)
+                if cursor != before:
+                    continue  # this poll predates the rewind; the seek reads it again
             self._lag = self._reader.lag_estimate()
             if len(poll) == 0:
-                if down_since_ok is not None and time.monotonic() - down_since_ok > self.UP_AFTER_S:
+                if down_since_ok is not None and checked_log and time.monotonic() - down_since_ok > self.UP_AFTER_S:
                     down_since_ok = None
                     self._put(("up", None))
                 continue
@@ -168,6 +174,19 @@ class KafkaChunkReader:
                             dropped=len(decoded.dead_letters), lag=self._lag, stream=s.topic,
                             start_offset=start))
             cursor = poll.next_offset
+
+    def _rewind_if_log_lost(self, cursor: int) -> tuple[int, bool]:
+        """After an outage: a log now shorter than our position was lost (an in-memory
+        broker restarted, a topic re-created): read it again from its beginning. Checked
+        before the broker is reported back, so before new messages can fill the gap."""
+        try:
+            if self._reader.end_offset() < cursor:
+                start = self._reader.beginning_offset()
+                self._reader.seek(start)
+                return start, True
+            return cursor, True
+        except Exception:  # the topic may not be back yet: check again after the next poll
+            return cursor, False
 
     def _reopen(self, position: int) -> None:
         try:

@@ -81,7 +81,7 @@ def test_more_metric_problems_and_raw_prefix():
     assert [x.offset for x in d.dead_letters] == list(range(len(values)))
     assert reasons == ["missing_metric", "missing_metric", "non_numeric_metric", "non_numeric_metric",
                        "non_finite_metric", "non_finite_metric", "non_finite_metric", "non_numeric_metric",
-                       "invalid_json", "invalid_json", "invalid_json", "invalid_json",
+                       "invalid_json", "invalid_json", "invalid_json", "invalid_utf8",
                        "not_an_object", "not_an_object", "not_an_object"]
     assert len(d.dead_letters[7].raw) == 500
     assert d.dead_letters[11].raw.startswith("\ufffd")
