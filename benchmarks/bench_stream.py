@@ -11,22 +11,28 @@
    run`` as a subprocess with the default in-process runner (start_from earliest, MAD,
    explainer defaults, emit_every 1 s, 6 attributes), drained until the stored document
    reports ``events == N``.
-   *Steady state* is the rate between the first and the last stored documents that
-   saw events (their ``emitted_at`` stamps: full emit intervals only, so process
-   start-up, Beam set-up, Numba loading and the first-model hold are excluded);
+   *Steady state* is the rate between the first stored document that saw events and
+   the last one before the drain finished (their ``emitted_at`` stamps: full emit
+   intervals only, so process start-up, Beam set-up, Numba loading and the first-model
+   hold are excluded; fewer than two such documents: unknown, "-");
    *whole run* is N over the time from ``Popen`` to the first document with N events.
    Goals: steady state >= 0.9x the bare pyarrow-decoding consumer with confluent-kafka
    (issue 7), >= 0.85x with kafka-python.
-2. Runner scaling: the same topic drained the same way with confluent-kafka, once per
-   Beam runner, one right after the other: the in-process runner (``runner: {type:
-   direct}``, "1 worker"), the same runner with ``direct_num_workers: 2,
-   direct_running_mode: multi_processing`` ("2 worker processes") and, unless
+2. Runner scaling: the same topic drained the same way with confluent-kafka, per Beam
+   runner: the in-process runner (``runner: {type: direct}``, "1 worker"), the same
+   runner with ``direct_num_workers: 2, direct_running_mode: multi_processing`` ("2
+   worker processes") and, unless
    ``--no-portable``, the PortableRunner (embedded job service, ``streaming: true``) on
    an EXTERNAL SDK worker pool (``worker_pool_main`` started by this benchmark from the
-   project root, its process group killed at the end). Steady-state events/s each, as
-   ratios to "1 worker". Goal: 2 worker processes >= 1.5x 1 worker. On a 2-core machine
-   the two workers share those cores with the broker and the pipeline's own process, so
-   the ratio is bounded well below 2x there.
+   project root, its process group killed at the end). The runners take turns, twice
+   (``--scaling-repeats``), and each one's best steady state is reported, as ratios to
+   "1 worker". Goal: 2 worker processes >= 1.5x 1 worker. On a 2-core machine the two
+   workers share those cores with the broker and the pipeline's own process, so the
+   ratio is bounded well below 2x there.
+   At ~150k events/s a 500,000-event drain is 3-4 stored documents, the first of which
+   already holds a large backlog, so its steady state rests on one or two emit
+   intervals: ``--events 2000000`` gives ten or more (scaling then takes about 3
+   minutes, throughput about 4).
 3. Freshness: the pipeline (kafka-python, start_from latest) reads a 4-partition topic
    fed live at ~5k events/s with anomaly-free scenario rows; then, at a recorded
    wall-clock instant, 5% of the traffic becomes a newly planted cause
@@ -40,12 +46,17 @@
    run still going after ``--memory-timeout`` seconds is killed: its peak so far is a
    lower bound, which can fail the goal but never pass it. Goal: within 1.5x.
 
-``--quick`` uses 50,000 events for throughput and scaling and 200,000 (100k distinct
-ids) for memory: a smoke run, its ratios say little.
+``--decay X`` sets the explainer's decay for every run (default: the explainer's own);
+``--decay 0`` skips the per-interval decay of the counts, which costs little next to
+classifying and counting, and lets the benchmark run when that decay step is broken.
 
-    python -m benchmarks.bench_stream            # full size
-    python -m benchmarks.bench_stream --quick    # smoke run (small sizes)
-    python -m benchmarks.bench_stream --only scaling --no-portable
+``--quick`` uses 100,000 events for throughput and scaling and 200,000 (100k distinct
+ids) for memory: a smoke run, its ratios say little (a drain with fewer than two stored
+documents before its last event has no steady state: "-" in the table, no verdict).
+
+    python -m benchmarks.bench_stream            # full size (about 4 minutes on 2 cores)
+    python -m benchmarks.bench_stream --quick    # smoke run (small sizes, under 2 minutes)
+    python -m benchmarks.bench_stream --only scaling --no-portable --events 2000000
 """
 from __future__ import annotations
 
@@ -158,6 +169,15 @@ def write_config(cfg: dict, path: Path) -> Path:
 
 def slug(label: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in label.lower())
+
+
+def ratio_of(value: float | None, peer: float | None) -> float | None:
+    """``value / peer``, None when either is unknown (a steady state too short to measure)."""
+    return None if value is None or not peer else value / peer
+
+
+def at_least(ratio: float | None, goal: float) -> bool | None:
+    return None if ratio is None else ratio >= goal
 
 
 def fmt_ratio(value: float | None) -> str | None:
@@ -301,10 +321,9 @@ def pipeline_drain(client: str, bootstrap: str, topic: str, total: int, workdir:
     # the drain finished, i.e. whole emit intervals spent processing only.
     before_done = [(t, n) for t, n in with_events if n < total]
     last_t, last_n = before_done[-1] if before_done else (done_t, total)
-    if last_t - first_t >= 0.5 * EMIT_EVERY_S:
-        steady = (last_n - first_n) / (last_t - first_t)
-    else:  # drained within ~one interval: the best we can say
-        steady = (total - first_n) / max(done_t - first_t, 1e-9)
+    # Fewer than two such documents (small --quick sizes): unknown, not the tail rate, which
+    # mostly measures the wait for the next emit after the last event.
+    steady = (last_n - first_n) / (last_t - first_t) if last_t - first_t >= 0.5 * EMIT_EVERY_S else None
     return {
         "steady_eps": steady,
         "whole_eps": total / (done_t - started),
@@ -312,6 +331,8 @@ def pipeline_drain(client: str, bootstrap: str, topic: str, total: int, workdir:
         "drain_s": done_t - first_t,
         "documents": len(history),
         "final_events": doc["events"],
+        # (seconds since Popen, events) per stored document: how the steady state was found
+        "timeline": [[round(epoch(d["emitted_at"]) - started, 2), d["events"]] for d in history],
     }
 
 
@@ -343,9 +364,10 @@ def bench_throughput(bootstrap: str, topic: str, info: dict[str, Any], workdir: 
         for k, v in run.items():
             out[f"{client}/pipeline_{k}"] = v
         peer = out[f"{client}/bare[pyarrow.json]_eps"]
-        out[f"{client}/ratio_steady_vs_bare_arrow"] = run["steady_eps"] / peer
+        out[f"{client}/ratio_steady_vs_bare_arrow"] = ratio_of(run["steady_eps"], peer)
         out[f"{client}/ratio_whole_vs_bare_arrow"] = run["whole_eps"] / peer
-        out[f"{client}/ratio_steady_vs_bare_loads"] = run["steady_eps"] / out[f"{client}/bare[json.loads]_eps"]
+        out[f"{client}/ratio_steady_vs_bare_loads"] = ratio_of(run["steady_eps"],
+                                                               out[f"{client}/bare[json.loads]_eps"])
     return out
 
 
@@ -389,36 +411,60 @@ def sdk_worker_pool(timeout: float = 120.0) -> Iterator[str]:
             proc.wait(10)
 
 
-def bench_scaling(bootstrap: str, topic: str, info: dict[str, Any], workdir: Path,
-                  portable: bool, timeout: float) -> dict[str, Any]:
-    """Steady-state events/s of ``macrobase run`` per Beam runner over the same topic, one
-    runner right after the other so that the ratios compare neighbouring minutes.
+def scaling_runners(portable: bool) -> dict[str, dict[str, Any]]:
+    """The ``runner:`` blocks to compare (copies: the portable one gets the pool's address)."""
+    return {label: {"type": r["type"], "options": dict(r.get("options", {}))} for label, r in RUNNERS.items()
+            if portable or r["type"] != "PortableRunner"}
 
+
+def best_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the highest steady state (the machine is shared: slower runs measure the
+    neighbours), with every run's steady state beside it."""
+    measured = [r for r in runs if r.get("steady_eps") is not None]
+    best = dict(max(measured, key=lambda r: r["steady_eps"]) if measured else runs[-1])
+    best["steady_all"] = [r.get("steady_eps") for r in runs]
+    return best
+
+
+def bench_scaling(bootstrap: str, topic: str, info: dict[str, Any], workdir: Path,
+                  portable: bool, repeats: int, timeout: float) -> dict[str, Any]:
+    """Steady-state events/s of ``macrobase run`` per Beam runner over the same topic.
+
+    The runners take turns (1 worker, 2 workers, portable, then again) so that each ratio
+    compares neighbouring minutes of a noisy machine; each runner's best run is reported.
     The PortableRunner is optional: a failure there is recorded, not raised, so the
     required pair is still reported.
     """
     n = info["events"]
-    out: dict[str, Any] = {**info, "client": SCALING_CLIENT, "runners": {}}
+    runners = scaling_runners(portable)
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in runners}
+    errors: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
-        for label, runner in RUNNERS.items():
-            runner = {"type": runner["type"], "options": dict(runner.get("options", {}))}
-            optional = runner["type"] == "PortableRunner"
-            if optional and not portable:
-                continue
-            try:
-                if runner["options"].get("environment_type") == "EXTERNAL":
-                    runner["options"]["environment_config"] = stack.enter_context(sdk_worker_pool())
-                run = pipeline_drain(SCALING_CLIENT, bootstrap, topic, n, workdir, runner=runner,
-                                     label=f"scaling {label}", timeout=timeout)
-            except RuntimeError as exc:
-                if not optional:
-                    raise
-                run = {"error": str(exc).splitlines()[0][:500]}
-            out["runners"][label] = {"runner": runner, **run}
+        for rep in range(repeats):
+            for label, runner in runners.items():
+                optional = runner["type"] == "PortableRunner"
+                if label in errors:
+                    continue
+                try:
+                    if runner["options"].get("environment_type") == "EXTERNAL" and rep == 0:
+                        runner["options"]["environment_config"] = stack.enter_context(sdk_worker_pool())
+                    # A store per run: a second run must not see the first one's documents.
+                    runs[label].append(pipeline_drain(SCALING_CLIENT, bootstrap, topic, n, workdir, runner=runner,
+                                                      label=f"scaling {label} {rep}", timeout=timeout))
+                except RuntimeError as exc:
+                    if not optional:
+                        raise
+                    errors[label] = str(exc).splitlines()[0][:500]
+    out: dict[str, Any] = {**info, "client": SCALING_CLIENT, "repeats": repeats, "runners": {}}
+    for label, runner in runners.items():
+        if label in errors:
+            out["runners"][label] = {"runner": runner, "error": errors[label]}
+        else:
+            out["runners"][label] = {"runner": runner, **best_run(runs[label])}
     base = out["runners"]["1 worker"]["steady_eps"]
     for run in out["runners"].values():
         if "steady_eps" in run:
-            run["ratio_steady_vs_1_worker"] = run["steady_eps"] / base
+            run["ratio_steady_vs_1_worker"] = ratio_of(run["steady_eps"], base)
     out["ratio_2_workers_vs_1"] = out["runners"]["2 worker processes"]["ratio_steady_vs_1_worker"]
     return out
 
@@ -616,7 +662,7 @@ def throughput_rows(tp: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict
     for c in CLIENTS:
         peer = tp[f"{c}/bare[pyarrow.json]_eps"]
         ratio = tp[f"{c}/ratio_steady_vs_bare_arrow"]
-        ok = ratio >= STEADY_GOAL[c]
+        ok = at_least(ratio, STEADY_GOAL[c])
         rows += [
             {"case": f"throughput {c}: pipeline steady (ev/s)", "value": tp[f"{c}/pipeline_steady_eps"],
              "peer": peer, "ratio": fmt_ratio(ratio), "goal": f">= {STEADY_GOAL[c]:g}x", "met": ok},
@@ -645,10 +691,10 @@ def scaling_rows(sc: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[st
         rows.append({"case": case, "value": run["steady_eps"], "peer": None if label == "1 worker" else base,
                      "ratio": fmt_ratio(run["ratio_steady_vs_1_worker"]),
                      "goal": f">= {SCALING_GOAL:g}x" if two else "-",
-                     "met": run["ratio_steady_vs_1_worker"] >= SCALING_GOAL if two else None})
+                     "met": at_least(run["ratio_steady_vs_1_worker"], SCALING_GOAL) if two else None})
     ratio = sc["ratio_2_workers_vs_1"]
     goals = [{"goal": f"2 worker processes >= {SCALING_GOAL:g}x 1 worker (steady, {sc['client']})",
-              "met": ratio >= SCALING_GOAL, "ratio": ratio}]
+              "met": at_least(ratio, SCALING_GOAL), "ratio": ratio}]
     return rows, goals
 
 
@@ -678,6 +724,14 @@ def memory_rows(mem: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[st
                    "ratio": mem["ratio_peak_rss"]}]
 
 
+def scaling_note(label: str, run: dict[str, Any]) -> str:
+    if "error" in run:
+        return f"{label}: {run['error']}"
+    steady = "/".join("-" if v is None else f"{v:,.0f}" for v in run["steady_all"])
+    return (f"{label}: start-up {run['startup_s']:.1f} s, drain {run['drain_s']:.1f} s, "
+            f"whole run {run['whole_eps']:,.0f} ev/s, steady per run {steady} ev/s")
+
+
 def print_notes(result: dict[str, Any]) -> None:
     """What the table cannot say: sizes, start-up and drain times, per-cause freshness."""
     tp = result.get("throughput")
@@ -689,11 +743,13 @@ def print_notes(result: dict[str, Any]) -> None:
                           f"{tp[f'{c}/pipeline_drain_s']:.1f} s" for c in CLIENTS))
     sc = result.get("scaling")
     if sc:
-        print(f"scaling: {sc['events']:,} events in {PARTITIONS} partitions, {sc['client']}, runners one after "
-              f"the other on {os.cpu_count()} CPUs; "
-              + "; ".join(f"{label}: start-up {r['startup_s']:.1f} s, drain {r['drain_s']:.1f} s, "
-                          f"whole run {r['whole_eps']:,.0f} ev/s" if "error" not in r else f"{label}: {r['error']}"
-                          for label, r in sc["runners"].items()))
+        print(f"scaling: {sc['events']:,} events in {PARTITIONS} partitions, {sc['client']}, runners taking "
+              f"turns, best of {sc['repeats']} on {os.cpu_count()} CPUs; "
+              + "; ".join(scaling_note(label, r) for label, r in sc["runners"].items()))
+    if any(v is None for k, v in (tp or {}).items() if k.endswith("steady_eps")) or any(
+            r.get("steady_eps", 0) is None for r in (sc or {}).get("runners", {}).values()):
+        print("steady state '-': fewer than two stored documents before the drain finished (too few "
+              "events for a steady state; no verdict)")
     fr = result.get("freshness")
     if fr:
         print("freshness per cause (stored / emitted_at, s): "
@@ -710,8 +766,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     parser.add_argument("--only", choices=["throughput", "scaling", "freshness", "memory"], action="append",
                         help="run only this part (repeatable)")
+    parser.add_argument("--events", type=int, default=None,
+                        help="events in the throughput/scaling topic (default 500,000; 100,000 with --quick)")
     parser.add_argument("--no-portable", action="store_true",
                         help="scaling without the PortableRunner on an external SDK worker pool")
+    parser.add_argument("--scaling-repeats", type=int, default=None,
+                        help="runs per runner in the scaling part, taking turns (default 2, 1 with --quick)")
     parser.add_argument("--drain-timeout", type=float, default=240.0,
                         help="seconds a scaling run may take to drain the topic (default 240)")
     parser.add_argument("--memory-timeout", type=float, default=150.0,
@@ -723,7 +783,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.decay is not None:
         EXPLAINER_OVERRIDES["decay"] = args.decay
     parts = args.only or ["throughput", "scaling", "freshness", "memory"]
-    n_tp, n_mem, warm = (50_000, 200_000, 3.0) if args.quick else (500_000, 2_000_000, 6.0)
+    n_tp, n_mem, warm = (100_000, 200_000, 3.0) if args.quick else (500_000, 2_000_000, 6.0)
+    n_tp = args.events or n_tp
 
     from connectors.broker import EmbeddedBroker
 
@@ -746,8 +807,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "throughput" in parts:
             add("throughput", bench_throughput(broker.bootstrap, topic, info, workdir), throughput_rows)
         if "scaling" in parts:
+            repeats = args.scaling_repeats or (1 if args.quick else 2)
             add("scaling", bench_scaling(broker.bootstrap, topic, info, workdir, portable=not args.no_portable,
-                                         timeout=args.drain_timeout), scaling_rows)
+                                         repeats=repeats, timeout=args.drain_timeout), scaling_rows)
         if "freshness" in parts:
             add("freshness", bench_freshness(broker.bootstrap, workdir, rate=5000.0, warm_s=warm), freshness_rows)
         if "memory" in parts:

@@ -341,7 +341,9 @@ class StreamingExplainer:
         all_codes = np.concatenate([self.late_[j], codes])
         all_o = np.concatenate([self.late_o_[j], missed_o])
         self.late_[j], inverse = np.unique(all_codes, return_inverse=True)
-        self.late_o_[j] = np.bincount(inverse.ravel(), weights=all_o, minlength=len(self.late_[j]))
+        # bincount of nothing is int64 even with float weights: keep the counts float.
+        self.late_o_[j] = np.bincount(inverse.ravel(), weights=np.asarray(all_o, np.float64),
+                                      minlength=len(self.late_[j])).astype(np.float64)
 
     def _admit_frequent(self, j: int, late: bool) -> None:
         """Bring every currently frequent value of attribute ``j`` into play."""

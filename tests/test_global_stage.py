@@ -128,3 +128,14 @@ def test_a_bounded_input_shorter_than_the_warm_up_is_still_classified():
     assert keeper.current is None                      # the other source may still send rows
     keeper.learn("b", np.arange(100.0).reshape(-1, 1), end=True)
     assert keeper.current is not None
+
+
+def test_merged_explainers_still_decay():
+    # Merging partials with no late values once left an int64 array behind, which broke decay.
+    ex = StreamingExplainer(["a", "b"], decay=0.1)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        part = StreamingExplainer(["a", "b"], decay=0.1).update(
+            [rng.integers(0, 5, 100).astype(np.int32), rng.integers(0, 5, 100).astype(np.int32)], rng.random(100) < 0.1)
+        ex.merge(part).advance()
+    assert ex.totals[1] == pytest.approx(100 * (0.9 ** 3 + 0.9 ** 2 + 0.9))
