@@ -25,6 +25,7 @@ import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec
+from apache_beam.runners.worker.statecache import CacheAware
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
@@ -41,6 +42,28 @@ from macrobase.shard import OffsetKey, ShardCounter, needs_model
 log = logging.getLogger(__name__)
 
 KeyedAny = beam.typehints.Tuple[str, Any]
+
+
+class Opaque(CacheAware):
+    """A state value Beam's state cache weighs by ``weight`` instead of walking every
+    object inside it (for an engine with many encoded values that walk cost more than
+    the counting itself)."""
+
+    def __init__(self, value: Any, weight: int) -> None:
+        self.value = value
+        self.weight = weight
+
+    def get_referents_for_cache(self) -> list:
+        return []
+
+    def __sizeof__(self) -> int:
+        return self.weight
+
+
+def _weight(obj: Any) -> int:
+    """Rough bytes of a keeper or engine: its arrays plus ~100 bytes per encoded value."""
+    encoders = getattr(obj, "encoders", ())
+    return (1 << 16) + sum(100 * len(e.values) for e in encoders)
 
 
 def stored_checkpoint(cfg: PipelineConfig) -> bytes | None:
@@ -73,7 +96,8 @@ class AssignModel(beam.DoFn):
     def process(self, keyed, state=beam.DoFn.StateParam(KEEPER), held=beam.DoFn.StateParam(HELD)
                 ) -> Iterator[tuple[str, tuple[Chunk, ModelUpdate | None]]]:
         _, chunk = keyed
-        keeper = state.read()
+        held_keeper = state.read()
+        keeper = held_keeper.value if held_keeper is not None else None
         if keeper is None:
             keeper = ModelKeeper(self.cfg, self.sources)
             blob = stored_checkpoint(self.cfg) if self.resume else None
@@ -96,7 +120,7 @@ class AssignModel(beam.DoFn):
                 held.clear()
                 keeper.held = 0
             yield chunk.source, (chunk, model)
-        state.write(keeper)
+        state.write(Opaque(keeper, 1 << 20))
 
     def setup(self) -> None:
         self.metrics = list(self.cfg.event_schema.metrics)
@@ -163,7 +187,7 @@ class MergeGlobal(beam.DoFn):
             if finished or engine.due():
                 snap = engine.snapshot(name, final=finished, stateful_sink=self.stateful_sink)
             fresh = uuid.uuid4().hex
-            state.write(engine)
+            state.write(Opaque(engine, _weight(engine)))
             token.write(fresh)
             self._cache[name] = (fresh, engine)
         if snap is not None:
@@ -174,7 +198,8 @@ class MergeGlobal(beam.DoFn):
         current = token.read()
         if cached is not None and current is not None and cached[0] == current:
             return cached[1]
-        engine = state.read()
+        held = state.read()
+        engine = held.value if held is not None else None
         if engine is None:
             blob = stored_checkpoint(self.cfg) if self.resume else None
             engine = GlobalEngine.from_checkpoint(blob, self.cfg, self.starts) if blob \
@@ -272,7 +297,7 @@ def build(p: beam.Pipeline, cfg: PipelineConfig, specs: Sequence[Any], stop: Sto
     """
     name = cfg.name
     starts = {spec.offset_key: spec.start_offset for spec in specs}
-    partial_every = min(0.5, cfg.explainer.emit_every / 2)
+    partial_every = min(1.0, cfg.explainer.emit_every)  # merged once per interval at most
     stateful_sink = isinstance(cfg.sink, SqliteSinkConfig)
     return (
         p
