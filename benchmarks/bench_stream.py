@@ -66,7 +66,6 @@ import io
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -75,7 +74,7 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -83,6 +82,7 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from benchmarks.common import format_table, json_line, machine_info, run_process
+from tests.runners import sdk_worker_pool
 
 ATTRS = ["region", "firmware", "device_model", "carrier", "app_version", "device_id"]
 CLIENTS = ("kafka-python", "confluent-kafka")
@@ -374,43 +374,6 @@ def bench_throughput(bootstrap: str, topic: str, info: dict[str, Any], workdir: 
 # ----------------------------------------------------------------------------- scaling
 
 
-@contextlib.contextmanager
-def sdk_worker_pool(timeout: float = 120.0) -> Iterator[str]:
-    """``localhost:port`` of a Beam SDK worker pool in its own process group, killed whole
-    at the end. Started as a Flink or Spark task manager would: from the project root,
-    the venv's ``bin`` first on PATH (workers start as a bare ``python -c ...``) and the
-    project importable through PYTHONPATH."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = child_env()
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-                             f"--service_port={port}"], cwd=str(ROOT), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the Beam SDK worker pool did not start")
-                time.sleep(0.2)
-        yield f"localhost:{port}"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
 def scaling_runners(portable: bool) -> dict[str, dict[str, Any]]:
     """The ``runner:`` blocks to compare (copies: the portable one gets the pool's address)."""
     return {label: {"type": r["type"], "options": dict(r.get("options", {}))} for label, r in RUNNERS.items()
@@ -447,7 +410,7 @@ def bench_scaling(bootstrap: str, topic: str, info: dict[str, Any], workdir: Pat
                     continue
                 try:
                     if runner["options"].get("environment_type") == "EXTERNAL" and rep == 0:
-                        runner["options"]["environment_config"] = stack.enter_context(sdk_worker_pool())
+                        runner["options"]["environment_config"] = stack.enter_context(sdk_worker_pool(child_env()))
                     # A store per run: a second run must not see the first one's documents.
                     runs[label].append(pipeline_drain(SCALING_CLIENT, bootstrap, topic, n, workdir, runner=runner,
                                                       label=f"scaling {label} {rep}", timeout=timeout))

@@ -6,6 +6,18 @@ virtual environment first on PATH, as a Flink or Spark task manager would run it
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+
 RUNNERS = {
     "in-process": {"type": "direct"},
     "multi-process": {"type": "direct",
@@ -27,7 +39,6 @@ def run_until(conf, done, timeout: float = 300.0):
     """Run the config's first pipeline in a thread until ``done(latest stored document)``
     holds, then stop it and wait for it to end; returns its RunResult."""
     import threading
-    import time
 
     import pytest
 
@@ -55,3 +66,40 @@ def run_until(conf, done, timeout: float = 300.0):
         thread.join(240)
     assert not thread.is_alive(), "the run did not stop"
     return outcome["result"]
+
+
+@contextlib.contextmanager
+def sdk_worker_pool(env: dict[str, str] | None = None, timeout: float = 120.0) -> Iterator[str]:
+    """``localhost:port`` of a Beam SDK worker pool in its own process group, killed whole
+    at the end. Started as a Flink or Spark task manager would: from the project root,
+    the venv's ``bin`` first on PATH (workers start as a bare ``python -c ...``) and the
+    project importable through PYTHONPATH."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ if env is None else env)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                             f"--service_port={port}"], cwd=str(ROOT), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the Beam SDK worker pool did not start")
+                time.sleep(0.2)
+        yield f"localhost:{port}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
