@@ -115,9 +115,7 @@ class KafkaChunkReader:
         self._lag: int | None = None
         self._queue: queue.Queue = queue.Queue(self.QUEUE_CHUNKS)
         self._stopping = threading.Event()
-        self._reader = open_partition_reader(spec.client, list(spec.bootstrap_servers), spec.topic,
-                                             spec.partition, spec.group_id)
-        self._reader.seek(position)
+        self._reader = self._open(position)
         self._thread = threading.Thread(target=self._pump, name=f"poll-{spec.key}", daemon=True)
         self._thread.start()
 
@@ -188,15 +186,19 @@ class KafkaChunkReader:
         except Exception:  # the topic may not be back yet: check again after the next poll
             return cursor, False
 
+    def _open(self, position: int):
+        s = self.spec
+        reader = open_partition_reader(s.client, list(s.bootstrap_servers), s.topic, s.partition, s.group_id)
+        reader.seek(position)
+        return reader
+
     def _reopen(self, position: int) -> None:
         try:
             self._reader.close()
         except Exception:  # the broken client may not close cleanly; a new one replaces it
             pass
         try:
-            self._reader = open_partition_reader(self.spec.client, list(self.spec.bootstrap_servers),
-                                                 self.spec.topic, self.spec.partition, self.spec.group_id)
-            self._reader.seek(position)
+            self._reader = self._open(position)
         except Exception as exc:  # counted as the next failure by the following poll
             self._put(("down", f"partition {self.spec.key}: reconnecting failed: {exc}"))
 

@@ -57,6 +57,7 @@ class ModelKeeper:
         self.version = 0
         self.ended: set[str] = set()
         self.held = 0  # chunks the model stage holds until the first model exists
+        self._current: ModelUpdate | None = None
         self.next_refresh = time.time() + self.emit_every
 
     def resume(self, version: int, model: Any) -> "ModelKeeper":
@@ -64,14 +65,15 @@ class ModelKeeper:
         if model is not None and version > 0:
             self.classifier.resume(model)
             self.version = version
+            self._current = None
         return self
 
     @property
     def current(self) -> ModelUpdate | None:
         """The model every shard uses now (None during the warm-up)."""
-        if getattr(self, "_current", None) is None and self.classifier.ready:
+        if self._current is None and self.classifier.ready:
             self._current = self.update()
-        return getattr(self, "_current", None)
+        return self._current
 
     def learn(self, source: str, X: np.ndarray | None, end: bool) -> None:
         """Add one chunk's metric rows; retrain when due; refresh the shown distribution

@@ -175,19 +175,16 @@ class PipelineRun:
     def _run_beam(self, specs, stop: StopCondition, resume: bool, restarts: int) -> None:
         if starts_local_workers(self.config.runner):
             return self._run_isolated(specs, stop, resume, restarts)
-        runner, options = runner_and_options(self.config.runner)
-        p = beam.Pipeline(runner=runner, options=options)
-        build(p, self.cfg, specs, stop, resume, restarts)
         finished = threading.Event()
         threading.Thread(target=self._cancel_if_stuck, args=(stop, finished), daemon=True).start()
         try:
-            self._result = p.run()  # the in-process runner returns when the pipeline is done
-            self._result.wait_until_finish()
-        except Exception as exc:
-            raise run_failure(exc) from None
+            run_beam(self.config, self.cfg, specs, stop, resume, restarts, started=self._started)
         finally:
             finished.set()
             self._result = None
+
+    def _started(self, result: Any) -> None:
+        self._result = result  # what _cancel_if_stuck cancels
 
     def _run_isolated(self, specs, stop: StopCondition, resume: bool, restarts: int) -> None:
         """Run Beam in a child process with its own process group.
@@ -256,12 +253,26 @@ def _isolated_run(config: Config, cfg: PipelineConfig, specs, stop: StopConditio
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
     try:
-        runner, options = runner_and_options(config.runner)
-        with beam.Pipeline(runner=runner, options=options) as p:
-            build(p, cfg, specs, stop, resume, restarts)
+        run_beam(config, cfg, specs, stop, resume, restarts)
     except BaseException as exc:
-        errors.put(str(run_failure(exc)))
+        errors.put(str(exc))
         raise SystemExit(1)
+
+
+def run_beam(config: Config, cfg: PipelineConfig, specs, stop: StopCondition, resume: bool, restarts: int,
+             started=lambda result: None) -> None:
+    """Build and run one pipeline until it finishes; a partition's failure is re-raised as
+    :class:`PartitionFailed`. ``started`` gets the PipelineResult (the in-process runner
+    only returns it once the pipeline is done)."""
+    runner, options = runner_and_options(config.runner)
+    p = beam.Pipeline(runner=runner, options=options)
+    build(p, cfg, specs, stop, resume, restarts)
+    try:
+        result = p.run()
+        started(result)
+        result.wait_until_finish()
+    except Exception as exc:
+        raise run_failure(exc) from None
 
 
 def run_failure(exc: BaseException) -> BaseException:

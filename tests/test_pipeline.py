@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pyarrow.parquet as pq
@@ -13,9 +12,9 @@ from connectors.files import read_file
 from connectors.kafka_client import create_topic, open_partition_reader, produce_json
 from macrobase.config import parse_config
 from macrobase.diff import DiffRequest, run_diff
-from macrobase.runner import PipelineRun
 from macrobase.store import ResultStore
 from macrobase.synthetic import planted_table, to_json_lines
+from tests.runners import run_until as run_pipeline_until
 
 ATTRS = ["region", "firmware", "device_model", "carrier", "device_id"]
 
@@ -35,28 +34,10 @@ def config(tmp_path, source: dict, **over) -> dict:
 
 
 def run_until(cfg: dict, done, timeout: float = 120.0):
-    """Run the pipeline in a thread until ``done(latest document)`` holds, then stop it."""
+    """Run the pipeline until ``done(latest document)`` holds, then stop it."""
     conf = parse_config(cfg, "test")
-    run = PipelineRun(conf, conf.pipelines[0])
-    result = {}
-    t = threading.Thread(target=lambda: result.setdefault("r", run.run()), daemon=True)
-    t.start()
+    run_pipeline_until(conf, done, timeout)
     store = ResultStore(conf.pipelines[0].sink.path)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and t.is_alive():
-            doc = store.latest("p")
-            if doc is not None and done(doc):
-                break
-            time.sleep(0.2)
-        else:
-            if t.is_alive():
-                pytest.fail(f"pipeline did not reach the expected state in {timeout}s; last: "
-                            f"{ {k: v for k, v in (store.latest('p') or {}).items() if k != 'distribution'} }")
-    finally:
-        run.stop()
-        t.join(60)
-    assert not t.is_alive(), "pipeline did not stop"
     return store.latest("p"), store
 
 
