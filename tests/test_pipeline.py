@@ -15,6 +15,7 @@ from macrobase.diff import DiffRequest, run_diff
 from macrobase.store import ResultStore
 from macrobase.synthetic import planted_table, to_json_lines
 from tests.runners import run_until as run_pipeline_until
+from tests.topics import produce_to_every_partition
 
 ATTRS = ["region", "firmware", "device_model", "carrier", "device_id"]
 
@@ -66,7 +67,7 @@ def test_planted_causes_through_kafka_with_dead_letters(tmp_path, kafka_broker, 
     bad = [b"not json", b'{"power_drain": "high", "region": "region-1"}', b'{"region": "region-1"}',
            b'{"power_drain": NaN}', b"[1, 2]"] * 20
     mixed = values[:70_000] + bad + values[70_000:]
-    produce_json([kafka_broker.bootstrap], topic, mixed)
+    produce_to_every_partition(kafka_broker.bootstrap, topic, mixed, 4)
     dlq = topic_factory(partitions=1, prefix="dlq")
     cfg = config(tmp_path, {"type": "kafka", "bootstrap_servers": [kafka_broker.bootstrap], "topic": topic,
                             "client": client, "start_from": "earliest", "dead_letter_topic": dlq})

@@ -15,13 +15,13 @@ import time
 import pytest
 import yaml
 
-from connectors.kafka_client import produce_json
 from macrobase.config import parse_config
 from macrobase.diff import DiffRequest, run_diff
 from macrobase.runner import PipelineRun
 from macrobase.store import ResultStore
 from macrobase.synthetic import planted_table, to_json_lines
 from tests.runners import RUNNERS, run_until, runner_config
+from tests.topics import produce_to_every_partition
 
 ATTRS = ["region", "firmware", "device_model", "carrier", "device_id"]
 BAD = [b"not json", b'{"power_drain": "high", "region": "region-1"}', b'{"region": "region-1"}', b"[1]"] * 5
@@ -59,7 +59,7 @@ def planted():
 def test_same_answer_on_every_runner(tmp_path, kafka_broker, topic_factory, runner, planted):
     table, mixed = planted
     topic = topic_factory(partitions=4)
-    produce_json([kafka_broker.bootstrap], topic, mixed)
+    produce_to_every_partition(kafka_broker.bootstrap, topic, mixed, 4)
     conf = parse_config(pipeline(tmp_path, kafka_broker.bootstrap, topic, runner), "test")
     result = run_until(conf, lambda d: d["events"] == table.num_rows and d["dead_letters"] == len(BAD))
     store = ResultStore(tmp_path / "results.db")
@@ -85,7 +85,7 @@ def test_same_answer_on_every_runner(tmp_path, kafka_broker, topic_factory, runn
 def test_for_stops_the_cli_on_every_runner(tmp_path, kafka_broker, topic_factory, runner, planted):
     _, mixed = planted
     topic = topic_factory(partitions=4)
-    produce_json([kafka_broker.bootstrap], topic, mixed[:10_000])
+    produce_to_every_partition(kafka_broker.bootstrap, topic, mixed[:10_000], 4)
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump(pipeline(tmp_path, kafka_broker.bootstrap, topic, runner)))
     started = time.monotonic()

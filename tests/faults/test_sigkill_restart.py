@@ -19,10 +19,11 @@ import time
 import pytest
 import yaml
 
-from connectors.kafka_client import open_partition_reader, produce_json
+from connectors.kafka_client import open_partition_reader
 from macrobase.store import ResultStore
 from macrobase.synthetic import planted_table, to_json_lines
 from tests.runners import runner_config
+from tests.topics import produce_to_every_partition
 
 ATTRS = ["region", "firmware", "device_model", "carrier"]
 PARTITIONS = 3
@@ -95,14 +96,17 @@ def test_sigkill_anywhere_then_restart_counts_every_event_once(tmp_path, kafka_b
         "runner": runner_config(runner_name, request),
     }
     path = tmp_path / "p.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+
+    def configure(checkpoint_every: str) -> None:
+        cfg["pipelines"][0]["sink"]["checkpoint_every"] = checkpoint_every
+        path.write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     store = ResultStore(db)
     produced = 0
 
     def produce(batch):
         nonlocal produced
-        produce_json([kafka_broker.bootstrap], topic, batch)
+        produce_to_every_partition(kafka_broker.bootstrap, topic, batch, PARTITIONS)
         produced += len(batch)
 
     def check_commits_covered():
@@ -111,7 +115,9 @@ def test_sigkill_anywhere_then_restart_counts_every_event_once(tmp_path, kafka_b
             if off is not None:
                 assert off <= stored.get((topic, p), 0), "offsets committed past the stored checkpoint"
 
-    # 1. Killed after results were stored but before the first checkpoint.
+    # 1. Killed after results were stored but before the first checkpoint (which is
+    #    an hour away, so the moment does not depend on how fast the machine is).
+    configure("1h")
     produce(batches[0])
     run = Pipeline(path, env)
     wait_for(lambda: store.latest("p") is not None, 180, "a first snapshot")
@@ -121,6 +127,7 @@ def test_sigkill_anywhere_then_restart_counts_every_event_once(tmp_path, kafka_b
     assert all(v is None for v in committed(kafka_broker.bootstrap, topic).values())
 
     # 2. Killed right after a checkpoint.
+    configure("2s")
     produce(batches[1])
     run = Pipeline(path, env)
     wait_for(lambda: store.checkpoint("p") is not None, 180, "a first checkpoint")
