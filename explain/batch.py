@@ -12,14 +12,18 @@ from __future__ import annotations
 import numpy as np
 
 from explain.encoding import EncodedAttributes
-from explain.itemsets import count_frequent_itemsets
+from explain.itemsets import count_frequent_itemsets, count_outlier_itemsets
 from explain.metrics import ratio_function
 from explain.result import Explanation, explanations_from, value_item_key
 from explain.rules import MODES, apply_rules
 
 
 class BatchExplainer:
-    """Minimal or refined explanations of the outliers among all rows (DESIGN.md)."""
+    """Minimal or refined explanations of the outliers among all rows (DESIGN.md).
+
+    ``max_p_value`` (None: off) keeps only explanations whose Benjamini–Hochberg adjusted
+    Fisher p-value, over every itemset that occurs among the outliers, is at most this.
+    """
 
     def __init__(
         self,
@@ -28,12 +32,14 @@ class BatchExplainer:
         ratio_metric: str = "risk_ratio",
         max_order: int = 3,
         mode: str = "refined",
+        max_p_value: float | None = None,
     ) -> None:
         self.min_support = min_support
         self.min_ratio = min_ratio
         self.ratio_metric = ratio_metric
         self.max_order = max_order
         self.mode = mode
+        self.max_p_value = max_p_value
 
     def explain(self, encoded: EncodedAttributes, is_outlier: np.ndarray) -> list[Explanation]:
         """Explanations sorted by outlier count, ratio, then attributes."""
@@ -48,17 +54,19 @@ class BatchExplainer:
             counts.counts, counts.outliers, counts.total,
             min_support=self.min_support, min_ratio=self.min_ratio, ratio=ratio,
             max_order=self.max_order, mode=self.mode,
-            item_key=value_item_key(encoded.values),
+            item_key=value_item_key(encoded.values), max_p_value=self.max_p_value,
+            tested=None if self.max_p_value is None else count_outlier_itemsets(encoded, is_outlier, self.max_order),
         )
         return explanations_from(found, encoded.names, encoded.values, counts.outliers, self.ratio_metric)
 
     def validate(self):
         """Raise ValueError naming the first bad parameter; return the ratio function."""
-        check_explainer_params(self.min_support, self.min_ratio, self.max_order, self.mode)
+        check_explainer_params(self.min_support, self.min_ratio, self.max_order, self.mode, self.max_p_value)
         return ratio_function(self.ratio_metric)
 
 
-def check_explainer_params(min_support: float, min_ratio: float, max_order: int, mode: str) -> None:
+def check_explainer_params(min_support: float, min_ratio: float, max_order: int, mode: str,
+                           max_p_value: float | None = None) -> None:
     """Raise ValueError naming the first parameter outside its domain."""
     if not 0 < min_support <= 1:
         raise ValueError(f"min_support: expected a number in (0, 1], got {min_support!r}")
@@ -68,3 +76,5 @@ def check_explainer_params(min_support: float, min_ratio: float, max_order: int,
         raise ValueError(f"max_order: expected 1, 2 or 3, got {max_order!r}")
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
+    if max_p_value is not None and not 0 < max_p_value <= 1:
+        raise ValueError(f"max_p_value: expected a number in (0, 1] or none, got {max_p_value!r}")

@@ -91,6 +91,23 @@ def count_frequent_itemsets(
     return ItemsetCounts(counts, O, N)
 
 
+def count_outlier_itemsets(encoded: EncodedAttributes, is_outlier: np.ndarray, max_order: int) -> int:
+    """How many distinct itemsets of 1..max_order items the outliers carry (missing is no item).
+
+    Every one of them is looked at (frequent or not): the family of tests for
+    Benjamini–Hochberg. One ``np.unique`` per attribute combination over the outliers only.
+    """
+    rows = np.flatnonzero(is_outlier)
+    cols = np.stack([codes[rows] for codes in encoded.codes])
+    seen = 0
+    for k in range(1, min(max_order, len(cols)) + 1):
+        for combo in combinations(range(len(cols)), k):
+            sub = cols[list(combo)]
+            sub = sub[:, (sub >= 0).all(axis=0)]
+            seen += len(np.unique(sub, axis=1).T) if sub.shape[1] else 0
+    return seen
+
+
 class _Marginals:
     """Outlier and row counts summed over every axis but ``combo``, each summed from an
     already computed marginal one axis larger (so no sum runs over the whole table twice)."""

@@ -53,6 +53,14 @@ RATIO_METRICS: dict[str, RatioFunction] = {
 }
 
 
+def metric_name(fn: RatioFunction) -> str:
+    """The name of one of :data:`RATIO_METRICS` (its statistics depend on which it is)."""
+    for name, known in RATIO_METRICS.items():
+        if known is fn:
+            return name
+    raise ValueError(f"ratio: expected one of {', '.join(RATIO_METRICS)}, got {fn!r}")
+
+
 def ratio_function(name: str) -> RatioFunction:
     """Look a ratio metric up by name, with an error listing the known ones."""
     try:

@@ -11,7 +11,10 @@ class Explanation:
     """An attribute combination over-represented among the outliers.
 
     ``attributes`` are ``(name, value)`` pairs in attribute order; values are reported
-    as they appear in the data.
+    as they appear in the data. ``p_value`` is the one-sided Fisher exact test of the
+    itemset's 2x2 table, ``ratio_ci`` a 95% interval for the ratio, ``implies`` the
+    ``(name, value)`` pairs every matching row also has (from other itemsets matching
+    exactly these rows, which are not listed separately).
     """
 
     attributes: tuple[tuple[str, Any], ...]
@@ -20,32 +23,42 @@ class Explanation:
     ratio_metric: str
     outlier_count: float
     count: float
+    p_value: float
+    ratio_ci: tuple[float, float]
+    implies: tuple[tuple[str, Any], ...]
 
     @property
     def order(self) -> int:
         return len(self.attributes)
 
     def to_dict(self) -> dict[str, Any]:
-        """DESIGN.md's JSON object; an infinite ratio becomes the string "inf"."""
+        """DESIGN.md's JSON object; an infinite ratio (or bound) becomes the string "inf"."""
         return {
             "attributes": {k: _json_value(v) for k, v in self.attributes},
             "support": self.support,
             self.ratio_metric: json_number(self.ratio),
             "outlier_count": json_count(self.outlier_count),
             "count": json_count(self.count),
+            "p_value": self.p_value,
+            "ratio_ci": [json_number(b) for b in self.ratio_ci],
+            "implies": {k: _json_value(v) for k, v in self.implies},
         }
 
     def sentence(self) -> str:
         """Plain words: "model=M101 and firmware=0.4: 12.1x more likely, 43% of outliers"."""
-        return describe(dict(self.attributes), self.ratio, self.support)
+        return describe(dict(self.attributes), self.ratio, self.support, dict(self.implies))
 
 
-def describe(attributes: dict[str, Any], ratio: float | str, support: float) -> str:
+def describe(attributes: dict[str, Any], ratio: float | str, support: float,
+             implies: dict[str, Any] | None = None) -> str:
     """One explanation as a sentence (also used for JSON documents, where inf is "inf")."""
     items = " and ".join(f"{k}={v}" for k, v in attributes.items())
     ratio = float(ratio)
     times = "infinitely" if math.isinf(ratio) else f"{ratio:.1f}x"
-    return f"{items}: {times} more likely, {support:.0%} of outliers"
+    text = f"{items}: {times} more likely, {support:.0%} of outliers"
+    if implies:
+        text += " (these rows all also have " + ", ".join(f"{k}={v}" for k, v in implies.items()) + ")"
+    return text
 
 
 def json_number(x: float) -> float | str:
@@ -77,6 +90,9 @@ def explanations_from(found: Iterable[Any], names: Sequence[str], values: Sequen
             ratio_metric=ratio_metric,
             outlier_count=f.outliers,
             count=f.rows,
+            p_value=f.p_value,
+            ratio_ci=f.ratio_ci,
+            implies=tuple((names[a], values[a][c]) for a, c in f.implies),
         )
         for f in found
     ]

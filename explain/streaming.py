@@ -94,6 +94,7 @@ class StreamingExplainer:
         sketch_size: int = 100_000,
         dense_values: int = 1 << 16,
         dense_bits: int = 18,
+        max_p_value: float | None = None,
     ) -> None:
         self.names = names
         self.min_support = min_support
@@ -105,10 +106,11 @@ class StreamingExplainer:
         self.sketch_size = sketch_size
         self.dense_values = dense_values
         self.dense_bits = dense_bits
+        self.max_p_value = max_p_value
 
     # -- parameters and lazily built state ------------------------------------------------
     def _validate(self):
-        check_explainer_params(self.min_support, self.min_ratio, self.max_order, self.mode)
+        check_explainer_params(self.min_support, self.min_ratio, self.max_order, self.mode, self.max_p_value)
         if not 0 <= self.decay < 1:
             raise ValueError(f"decay: expected a number in [0, 1), got {self.decay!r}")
         if not isinstance(self.sketch_size, (int, np.integer)) or self.sketch_size < 1:
@@ -436,7 +438,18 @@ class StreamingExplainer:
             self.frequent_counts(), self.outliers_, self.total_,
             min_support=self.min_support, min_ratio=self.min_ratio, ratio=ratio,
             max_order=self.max_order, mode=self.mode, item_key=item_key or (lambda item: item),
+            max_p_value=self.max_p_value,
+            tested=None if self.max_p_value is None else self._outlier_itemsets(),
         )
+
+    def _outlier_itemsets(self) -> int:
+        """Counted itemsets with outliers (o > 0): the Benjamini–Hochberg family.
+
+        The dense singletons and tier see every row, as the batch explainer does; sketched
+        combinations only values in play, so the family is then smaller than batch's.
+        """
+        seen = sum(int(np.count_nonzero(o)) for o in self.dense_o_)
+        return seen + sum(int(np.count_nonzero(self._entries(r)[1])) for r in self.sketches_)
 
     @property
     def exact_(self) -> bool:
@@ -563,7 +576,8 @@ class StreamingExplainer:
         if len(recode) != len(self.names):
             raise ValueError(f"recode: expected {len(self.names)} tables (one per name), got {len(recode)}")
         luts = [np.asarray(t, np.int64) for t in recode]
-        out = StreamingExplainer(self.names, **{p: getattr(self, p) for p in self._PARAMS})
+        out = StreamingExplainer(self.names, max_p_value=self.max_p_value,
+                                 **{p: getattr(self, p) for p in self._PARAMS})
         out._ensure_state()
         out.outliers_, out.total_ = self.outliers_, self.total_
         out.bits_ = np.array([max(1, int(t.max()).bit_length()) if len(t) else 1 for t in luts], np.int64)
@@ -613,6 +627,8 @@ class StreamingExplainer:
         }
         for p in self._PARAMS:
             state[f"param_{p}"] = np.array(getattr(self, p))
+        # NaN for "off": an object array (None) would need pickle to load from np.savez.
+        state["param_max_p_value"] = np.array(np.nan if self.max_p_value is None else self.max_p_value)
         for key, arrays in (("dense_o", self.dense_o_), ("dense_n", self.dense_n_),
                             ("in_play", self.in_play_), ("late", self.late_), ("late_o", self.late_o_)):
             state[key] = np.concatenate(arrays)
@@ -630,6 +646,9 @@ class StreamingExplainer:
     def from_state(cls, state: Mapping[str, Any]) -> "StreamingExplainer":
         """Rebuild an explainer from :meth:`to_state` (or ``np.load`` of its ``np.savez``)."""
         params = {p: np.asarray(state[f"param_{p}"]).item() for p in cls._PARAMS}
+        # Checkpoints written before max_p_value existed have none: off.
+        max_p = float(np.asarray(state.get("param_max_p_value", np.nan)))
+        params["max_p_value"] = None if np.isnan(max_p) else max_p
         ex = cls([str(n) for n in np.asarray(state["names"]).tolist()], **params)
         ex._validate()
         ex.outliers_, ex.total_ = (float(x) for x in np.asarray(state["totals"]))

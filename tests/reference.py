@@ -98,17 +98,60 @@ def reference_explain(df, attributes, outlier_col="outlier", *, min_support=0.01
             s = best[1]
         return s
 
-    chosen = set(minimal) if mode == "minimal" else {absorb(s) for s in minimal}
+    if mode == "minimal":
+        chosen = {s: frozenset() for s in minimal}
+    else:
+        frequent = [s for s in counts if len(s) <= max_order and support(s) >= min_support]
+        chosen = one_per_row_set({absorb(s) for s in minimal}, counts, frequent, N, max_order, item_key)
     rows = []
-    for s in chosen:
+    for s, implied in chosen.items():
         o, n = counts[s]
         items = sorted(s, key=item_key)
         rows.append({
             "attributes": {a: v for a, v in items},
             "outlier_count": o, "count": n, "support": o / O, "ratio": ratio(s),
+            "implies": {a: v for a, v in sorted(implied, key=item_key)},
             "_key": (-o, -ratio(s), tuple(item_key(i) for i in items)),
         })
     rows.sort(key=lambda r: r["_key"])
     for r in rows:
         del r["_key"]
     return rows
+
+
+def one_per_row_set(chosen, counts, frequent, N, max_order, item_key):
+    """DESIGN.md's "one explanation per set of rows", literally: {kept itemset: implied items}.
+
+    X covers item x iff some T subset of X with fewer than max_order items has
+    n(T + x) = n(T), n of the empty set being N. Frequent itemsets of equal (o, n) are
+    linked when one is a subset of the other plus the items it covers; a class is what
+    links connect; it reports its member with the fewest items (then attribute position,
+    then value) and the other members' items as implies.
+    """
+    items = {i for s in counts for i in s}
+
+    def n_of(t):
+        return N if not t else counts[t][1] if t in counts else None
+
+    def covered(x):
+        subsets = [frozenset(t) for k in range(0, min(len(x), max_order - 1) + 1) for t in combinations(x, k)]
+        return {i for i in items for t in subsets if i not in t and n_of(t | {i}) == n_of(t)}
+
+    def linked(a, b):
+        return counts[a] == counts[b] and (b <= a | covered(a) or a <= b | covered(b))
+
+    out = {}
+    seen = set()
+    for f in chosen:
+        if f in seen:
+            continue
+        group = {f}
+        while True:
+            more = {g for g in frequent if g not in group and any(linked(g, m) for m in group)}
+            if not more:
+                break
+            group |= more
+        seen |= group
+        kept = min(group, key=lambda s: (len(s), tuple(sorted(item_key(i) for i in s))))
+        out[kept] = frozenset().union(*group) - kept
+    return out

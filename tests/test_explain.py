@@ -1,6 +1,7 @@
 """The exact explainer against the brute-force pandas reference and planted ground truth."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy.stats import fisher_exact
 
 from explain import BatchExplainer, encode_columns
 from macrobase.columns import encode_arrow
@@ -22,13 +24,14 @@ def ours(df: pd.DataFrame, attributes, **params):
     found = BatchExplainer(**params).explain(enc, df["outlier"].to_numpy(bool))
     return [
         {"attributes": dict(e.attributes), "outlier_count": e.outlier_count, "count": e.count,
-         "support": e.support, "ratio": e.ratio}
+         "support": e.support, "ratio": e.ratio, "implies": dict(e.implies)}
         for e in found
     ]
 
 
 def assert_same(got, want):
     assert [g["attributes"] for g in got] == [w["attributes"] for w in want]
+    assert [list(g["implies"].items()) for g in got] == [list(w["implies"].items()) for w in want]
     for g, w in zip(got, want):
         assert (g["outlier_count"], g["count"]) == (w["outlier_count"], w["count"])
         assert g["support"] == pytest.approx(w["support"], rel=1e-9)
@@ -115,8 +118,14 @@ def test_infinite_ratio_and_strict_json():
     enc = encode_columns({"a": ["x"] * 5 + ["y"] * 95})
     (e,) = BatchExplainer().explain(enc, np.array([True] * 5 + [False] * 95))
     assert math.isinf(e.ratio) and e.to_dict()["risk_ratio"] == "inf"
-    assert e.to_dict() == {"attributes": {"a": "x"}, "support": 1.0, "risk_ratio": "inf",
-                           "outlier_count": 5, "count": 5}
+    doc = e.to_dict()
+    p = fisher_exact([[5, 0], [0, 95]], alternative="greater").pvalue
+    assert doc.pop("p_value") == pytest.approx(p, rel=1e-9)
+    lo, hi = doc.pop("ratio_ci")
+    assert hi == "inf" and 1 < lo < math.inf   # the interval of an infinite ratio is open above
+    assert doc == {"attributes": {"a": "x"}, "support": 1.0, "risk_ratio": "inf",
+                   "outlier_count": 5, "count": 5, "implies": {}}
+    json.dumps(e.to_dict(), allow_nan=False)
 
 
 def test_missing_values_are_not_items():

@@ -1,0 +1,181 @@
+"""p-values against SciPy, intervals against SciPy and by coverage, and max_p_value on
+planted data: planted causes survive Benjamini–Hochberg at 0.01, noise does not."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import fisher_exact
+from scipy.stats.contingency import odds_ratio, relative_risk
+
+from explain import BatchExplainer, StreamingExplainer
+from explain.significance import bh_adjusted, fisher_greater, ratio_ci
+from macrobase.columns import encode_arrow
+from macrobase.synthetic import planted_table
+
+ATTRS = ["region", "firmware", "device_model", "carrier", "app_version", "device_id"]
+
+
+def random_tables(rng, k, max_n=5000):
+    N = rng.integers(2, max_n, k)
+    O = rng.integers(1, N)
+    n = rng.integers(1, N)
+    lo, hi = np.maximum(0, O - (N - n)), np.minimum(n, O)
+    o = lo + (rng.random(k) * (hi - lo + 1)).astype(np.int64)
+    return o, n, O, N
+
+
+def scipy_p(o, n, O, N):
+    return fisher_exact([[o, n - o], [O - o, (N - n) - (O - o)]], alternative="greater").pvalue
+
+
+def test_p_values_equal_scipy_fisher_exact():
+    rng = np.random.default_rng(0)
+    o, n, O, N = random_tables(rng, 3000)
+    # Also big tables with tiny tails, and the edges: S empty or everything, no outliers.
+    o2 = np.array([900, 5000, 0, 3, 0, 10, 1])
+    n2 = np.array([1000, 60_000, 10, 10, 10, 10, 1])
+    O2 = np.array([10_000, 20_000, 5, 3, 0, 10, 1])
+    N2 = np.array([1_000_000, 2_000_000, 100, 10, 100, 10, 1])
+    o, n, O, N = (np.concatenate(p) for p in ((o, o2), (n, n2), (O, O2), (N, N2)))
+    got = fisher_greater(o, n, O, N)
+    want = np.array([scipy_p(*t) for t in zip(o.tolist(), n.tolist(), O.tolist(), N.tolist())])
+    assert (want[:-7] < 1e-12).any() and (want > 0.5).any()   # both tails exercised
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=0)
+
+
+def test_decayed_counts_are_rounded_to_a_table():
+    got = fisher_greater(2.6, 9.8, 4.4, 99.6)
+    assert got[0] == pytest.approx(scipy_p(3, 10, 4, 100), rel=1e-12)
+    # Rounding may not leave o > n or o > O: the table is clipped to a valid one.
+    assert fisher_greater(5.4, 4.6, 5.0, 20.0)[0] == pytest.approx(scipy_p(5, 5, 5, 20), rel=1e-12)
+
+
+def test_risk_ratio_interval_is_scipys_katz_interval():
+    rng = np.random.default_rng(1)
+    o, n, O, N = random_tables(rng, 300)
+    ok = (o > 0) & (O - o > 0) & (n < N)
+    o, n, O, N = o[ok], n[ok], O[ok], N[ok]
+    lo, hi = ratio_ci("risk_ratio", o, n, O, N)
+    for i in range(len(o)):
+        ci = relative_risk(int(o[i]), int(n[i]), int(O[i] - o[i]), int(N[i] - n[i])).confidence_interval(0.95)
+        assert (lo[i], hi[i]) == pytest.approx((ci.low, ci.high), rel=1e-9)
+
+
+def test_prevalence_interval_of_a_group_vs_its_complement_is_woolfs():
+    # The prevalence ratio compares S's odds with all rows' odds; when S's complement
+    # is compared instead it is the odds ratio, whose log interval is Woolf's.
+    a, b, c, d = 30, 70, 40, 860
+    ci = odds_ratio([[a, b], [c, d]], kind="sample").confidence_interval(0.95)
+    # Woolf's variance 1/a+1/b+1/c+1/d is ours with O, N-O taken as c, d.
+    var = 1 / a + 1 / b + 1 / c + 1 / d
+    want = np.exp(np.log(a * d / (b * c)) + np.array([-1, 1]) * 1.959963984540054 * math.sqrt(var))
+    assert (ci.low, ci.high) == pytest.approx(tuple(want), rel=1e-9)
+
+
+@pytest.mark.parametrize("metric", ["risk_ratio", "global_ratio", "prevalence_ratio"])
+def test_intervals_cover_the_true_ratio_95_percent_of_the_time(metric):
+    """Simulated multinomial tables: the interval must hold the true ratio ~95% of the time."""
+    from tests.reference import ratio_value
+    rng = np.random.default_rng(2)
+    N, share, rate_in, rate_out = 4000, 0.1, 0.3, 0.05
+    probs = np.array([share * rate_in, share * (1 - rate_in), (1 - share) * rate_out,
+                      (1 - share) * (1 - rate_out)])
+    # The true ratio from the expected counts.
+    ea, eb, ec, _ = probs * N
+    truth = ratio_value(metric, ea, ea + eb, ea + ec, N)
+    cells = rng.multinomial(N, probs, size=4000)
+    a, b, c = cells[:, 0], cells[:, 1], cells[:, 2]
+    lo, hi = ratio_ci(metric, a, a + b, a + c, np.full(len(a), N))
+    coverage = np.mean((lo <= truth) & (truth <= hi))
+    assert 0.93 <= coverage <= 0.97, coverage
+
+
+def test_interval_edges():
+    lo, hi = ratio_ci("risk_ratio", [5, 0, 5], [5, 10, 100], [5, 5, 5], [100, 100, 100])
+    assert math.isinf(hi[0]) and 1 < lo[0] < math.inf     # infinite ratio: open above
+    assert (lo[1], hi[1]) == (0.0, 0.0)                    # no outliers in S
+    assert (lo[2], hi[2]) == (0.0, 0.0)                    # S is every row: ratio 0 by definition
+    lo, hi = ratio_ci("prevalence_ratio", [4], [4], [10], [100])
+    assert math.isinf(hi[0]) and lo[0] > 1
+
+
+def test_bh_adjustment_matches_its_definition():
+    rng = np.random.default_rng(3)
+    p = rng.random(200) ** 3
+    m = len(p)
+    # q_i = min over j with p_j >= p_i of m p_j / rank_j, capped at 1.
+    ranks = np.argsort(np.argsort(p)) + 1
+    want = np.array([min(1.0, min(m * p[j] / ranks[j] for j in range(m) if p[j] >= p[i])) for i in range(m)])
+    np.testing.assert_allclose(bh_adjusted(p), want, rtol=1e-12)
+    # A larger family: the untested members count as p = 1.
+    padded = np.concatenate([p, np.ones(300)])
+    ranks = np.argsort(np.argsort(padded, kind="stable"), kind="stable") + 1
+    want = np.array([min(1.0, min(len(padded) * padded[j] / ranks[j] for j in range(len(padded))
+                                  if padded[j] >= p[i])) for i in range(m)])
+    np.testing.assert_allclose(bh_adjusted(p, m=500), want, rtol=1e-12)
+
+
+def test_every_explanation_carries_its_statistics():
+    table, _ = planted_table(50_000, seed=5)
+    found = BatchExplainer(min_ratio=2.0).explain(encode_arrow(table, ATTRS), table.column("anomalous").to_numpy())
+    assert found
+    O, N = float(table.column("anomalous").to_numpy().sum()), float(table.num_rows)
+    for e in found:
+        o, n = int(e.outlier_count), int(e.count)
+        assert e.p_value == pytest.approx(scipy_p(o, n, int(O), int(N)), rel=1e-9)
+        lo, hi = e.ratio_ci
+        assert lo <= e.ratio <= hi
+
+
+@pytest.mark.parametrize("seed", [0, 3, 4])
+def test_max_p_value_keeps_planted_causes_and_drops_noise(seed):
+    # At 50k events chance over-representations of one app version or carrier pass the
+    # default thresholds. Pure noise shares no item with a planted cause; explanations that
+    # do (a planted pair plus an app version, part of the planted triple) are real
+    # over-representations, which the test must not count against the filter.
+    table, causes = planted_table(50_000, seed=seed)
+    enc = encode_arrow(table, ATTRS)
+    outliers = table.column("anomalous").to_numpy()
+    planted_items = {item for c in causes for item in c.items()}
+
+    def pure_noise(found):
+        return [e for e in found if not planted_items & set(e.attributes)]
+
+    everything = BatchExplainer().explain(enc, outliers)
+    kept = BatchExplainer(max_p_value=0.01).explain(enc, outliers)
+    assert pure_noise(everything), "the test needs noise explanations"
+    assert pure_noise(kept) == []
+    assert all(c in [dict(e.attributes) for e in kept] for c in causes)
+    assert set(kept) <= set(everything)
+
+
+def test_max_p_value_off_changes_nothing():
+    table, _ = planted_table(40_000, seed=6)
+    enc = encode_arrow(table, ATTRS)
+    outliers = table.column("anomalous").to_numpy()
+    assert BatchExplainer().explain(enc, outliers) == BatchExplainer(max_p_value=None).explain(enc, outliers)
+    assert BatchExplainer(max_p_value=1.0).explain(enc, outliers) == BatchExplainer().explain(enc, outliers)
+
+
+def test_streaming_statistics_use_the_decayed_counts():
+    table, _ = planted_table(30_000, seed=7)
+    enc = encode_arrow(table, ATTRS[:4])
+    outliers = table.column("anomalous").to_numpy()
+    ex = StreamingExplainer(ATTRS[:4], decay=0.3, max_p_value=0.05)
+    for lo in range(0, 30_000, 10_000):
+        ex.update([c[lo:lo + 10_000] for c in enc.codes], outliers[lo:lo + 10_000]).advance()
+    O, N = ex.totals
+    found = ex.explanations()
+    assert found and not float(N).is_integer()
+    for f in found:
+        assert f.p_value == pytest.approx(scipy_p(round(f.outliers), round(f.rows), round(O), round(N)), rel=1e-9)
+    state = StreamingExplainer.from_state(ex.to_state())
+    assert state.max_p_value == 0.05 and state.explanations() == found
+
+
+@pytest.mark.parametrize("bad", [0, 1.5, -0.1])
+def test_bad_max_p_value_names_the_parameter(bad):
+    with pytest.raises(ValueError, match="max_p_value"):
+        BatchExplainer(max_p_value=bad).validate()
