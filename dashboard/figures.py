@@ -92,6 +92,20 @@ def _format_ratio(value: Any) -> str:
     return "∞" if math.isinf(x) else f"{x:.1f}×"
 
 
+def _format_interval(ci: Any) -> str:
+    """The ratio's 95% interval as "2.1–4.0×" ("—" for documents that predate it)."""
+    if not ci or len(ci) != 2:
+        return "—"
+    lo, hi = (_number(x) for x in ci)
+    if lo is None or hi is None:
+        return "—"
+    return f"{lo:.1f}–{'∞' if math.isinf(hi) else f'{hi:.1f}×'}"
+
+
+def _format_p(p: float | None) -> str:
+    return "—" if p is None else "< 1e-300" if p < 1e-300 else f"{p:.2g}"
+
+
 def _clock(text: str | None) -> str:
     moment = parse_time(text)
     return moment.strftime("%H:%M:%S UTC") if moment else "—"
@@ -189,7 +203,7 @@ def ratio_metric_of(explanations: Iterable[Mapping[str, Any]]) -> str:
     return "risk_ratio"
 
 
-_SORT_KEYS = ("rank", "order", "ratio", "support", "outliers", "count")
+_SORT_KEYS = ("rank", "order", "ratio", "support", "outliers", "count", "p_value")
 
 
 def explanation_rows(doc: Mapping[str, Any] | None, orders: Sequence[int] | None = None,
@@ -211,6 +225,7 @@ def explanation_rows(doc: Mapping[str, Any] | None, orders: Sequence[int] | None
         attributes = dict(item.get("attributes") or {})
         ratio = _number(item.get(metric))
         support = _number(item.get("support")) or 0.0
+        p_value = _number(item.get("p_value"))
         if orders is not None and len(attributes) not in {int(o) for o in orders}:
             continue
         if min_support is not None and support < min_support:
@@ -220,15 +235,19 @@ def explanation_rows(doc: Mapping[str, Any] | None, orders: Sequence[int] | None
         rows.append({
             "id": canonical_attributes(attributes),
             "rank": rank,
-            "explanation": describe(attributes, ratio if ratio is not None else 0.0, support),
+            "explanation": describe(attributes, ratio if ratio is not None else 0.0, support,
+                                    item.get("implies")),
             "order": len(attributes),
             "ratio": _format_ratio(ratio),
+            "ratio_ci": _format_interval(item.get("ratio_ci")),
+            "p_value": _format_p(p_value),
             "support": f"{support:.1%}",
             "outliers": format_count(item.get("outlier_count")),
             "count": format_count(item.get("count")),
             "_sort": {"rank": rank, "order": len(attributes), "ratio": ratio if ratio is not None else -1.0,
                       "support": support, "outliers": _number(item.get("outlier_count")) or 0.0,
-                      "count": _number(item.get("count")) or 0.0},
+                      "count": _number(item.get("count")) or 0.0,
+                      "p_value": p_value if p_value is not None else 2.0},   # none (older documents): last
         })
     for spec in reversed(list(sort_by or ())):  # stable sorts, last key first
         column = spec.get("column_id")

@@ -63,6 +63,8 @@ def _explanations_panel() -> html.Div:
             {"name": "Explanation", "id": "explanation"},
             {"name": "Order", "id": "order"},
             {"name": "Ratio", "id": "ratio"},
+            {"name": "95% CI", "id": "ratio_ci"},
+            {"name": "p-value", "id": "p_value"},
             {"name": "Support", "id": "support"},
             {"name": "Outliers", "id": "outliers"},
             {"name": "Events", "id": "count"},
@@ -76,9 +78,9 @@ def _explanations_panel() -> html.Div:
         page_action="none",
         cell_selectable=True,
         style_cell_conditional=[
-            {"if": {"column_id": "explanation"}, "whiteSpace": "normal", "minWidth": "300px", "width": "52%"},
-            *({"if": {"column_id": c}, "textAlign": "right", "width": "9%", "minWidth": "64px"}
-              for c in ("order", "ratio", "support", "outliers", "count")),
+            {"if": {"column_id": "explanation"}, "whiteSpace": "normal", "minWidth": "300px", "width": "40%"},
+            *({"if": {"column_id": c}, "textAlign": "right", "width": "7.5%", "minWidth": "64px"}
+              for c in ("order", "ratio", "ratio_ci", "p_value", "support", "outliers", "count")),
         ],
         style_data_conditional=[
             {"if": {"state": "selected"}, "backgroundColor": "rgba(49,102,212,0.08)", "border": "none",

@@ -63,11 +63,12 @@ def ratio_ci(metric: str, o, n, O, N, z: float = Z_95) -> tuple[np.ndarray, np.n
     * global_ratio (o/n)/(O/N), where S is part of the whole: 1/a - 1/n - 1/O + 2a/(nO) - 1/N.
     * prevalence_ratio (o/(n-o))/(O/(N-O)): 1/a + 1/b - 1/O - 1/(N-O).
 
-    A zero cell that makes the log-ratio or its variance infinite (c for the risk ratio,
-    b for the prevalence ratio: the ratio is +inf) is replaced by 0.5 with 0.5 added to the
-    other cells too (Haldane–Anscombe) for lo, and hi = +inf. Where DESIGN.md defines the
-    ratio by convention (0 without outliers in S or when S is every row, 1 when every row
-    is an outlier) the interval is that point.
+    A table with a zero cell gets 0.5 added to every cell (Haldane–Anscombe): without it
+    an itemset whose rows are all outliers (b = 0) would get a zero-width log interval,
+    and an infinite ratio (c = 0 for the risk ratio, b = 0 for the prevalence ratio) no
+    lower bound; an infinite ratio keeps hi = +inf. Where DESIGN.md defines the ratio by
+    convention (0 without outliers in S or when S is every row, 1 when every row is an
+    outlier) the interval is that point.
     """
     o, n, O, N = (np.atleast_1d(np.asarray(x, np.float64)) for x in np.broadcast_arrays(o, n, O, N))
     a, b, c = o, n - o, O - o
@@ -83,7 +84,8 @@ def ratio_ci(metric: str, o, n, O, N, z: float = Z_95) -> tuple[np.ndarray, np.n
         point = np.where(o <= 0, 0.0, np.where(N - O <= 0, 1.0, np.nan))
     else:
         raise ValueError(f"ratio_metric: no interval for {metric!r}")
-    a, b, c, d = (np.where(inf, x + 0.5, x) for x in (a, b, c, d))
+    zero = np.minimum(np.minimum(a, b), np.minimum(c, d)) <= 0
+    a, b, c, d = (np.where(zero, x + 0.5, x) for x in (a, b, c, d))
     n_, O_, N_ = a + b, a + c, a + b + c + d
     with np.errstate(divide="ignore", invalid="ignore"):
         if metric == "risk_ratio":

@@ -74,7 +74,7 @@ LOG = logging.getLogger("macrobase.api")
 EXPLAIN_DEFAULTS: dict[str, Any] = {
     "metric": None, "attributes": None, "classifier": "percentile", "percentile": None,
     "score_cutoff": None, "predicate": None, "tail": "high", "min_support": 0.01, "min_ratio": 3.0,
-    "ratio_metric": "risk_ratio", "max_order": 3, "mode": "refined",
+    "ratio_metric": "risk_ratio", "max_order": 3, "mode": "refined", "max_p_value": None,
 }
 CLASSIFIERS = ("percentile", "mad", "mcd", "zscore", "predicate")
 TAILS = ("high", "low", "both")
@@ -523,6 +523,7 @@ def _explain(max_body_bytes: int) -> dict:
         "ratio_metric": args.choice("ratio_metric", RATIO_METRICS, "risk_ratio"),
         "max_order": args.integer("max_order", 3, 1, 3),
         "mode": args.choice("mode", MODES, "refined"),
+        "max_p_value": args.number("max_p_value", None, low=0.0, high=1.0, low_open=True),
     }
     req = DiffRequest(metrics=metrics, attributes=attributes, classifier=classifier, percentile=percentile,
                       score_cutoff=score_cutoff, predicate=predicate, tail=tail, explainer=explainer)

@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--ratio-metric", default="risk_ratio", choices=list(RATIO_METRICS))
     e.add_argument("--max-order", type=int, default=3, choices=[1, 2, 3])
     e.add_argument("--mode", default="refined", choices=["refined", "minimal"])
+    e.add_argument("--max-p-value", type=float, default=None, metavar="Q",
+                   help="keep explanations whose Benjamini-Hochberg adjusted p-value is at most Q (default: off)")
     e.add_argument("--format", default="table", choices=["table", "json"])
 
     r = sub.add_parser("run", help="run the configured pipelines (no web server)")
@@ -71,7 +73,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         percentile=args.percentile, score_cutoff=args.score_cutoff, predicate=args.predicate,
         tail=args.tail,
         explainer=dict(min_support=args.min_support, min_ratio=args.min_ratio,
-                       ratio_metric=args.ratio_metric, max_order=args.max_order, mode=args.mode),
+                       ratio_metric=args.ratio_metric, max_order=args.max_order, mode=args.mode,
+                       max_p_value=args.max_p_value),
     )
     prepare(req)  # bad options fail before reading a big file
     data = read_file(args.file, req.metrics, req.attributes)

@@ -290,6 +290,9 @@ class ExplainerConfig(_Model):
     ratio_metric: Literal["risk_ratio", "global_ratio", "prevalence_ratio"] = "risk_ratio"
     max_order: int = Field(3, ge=1, le=3, description="an integer from 1 to 3")
     mode: Literal["refined", "minimal"] = "refined"
+    max_p_value: float | None = Field(
+        None, gt=0, le=1, description="a number > 0 and <= 1, or null (off): the largest "
+                                      "Benjamini-Hochberg adjusted p-value kept")
     decay: float = Field(0.01, ge=0, lt=1, description="a number >= 0 and < 1 (per emit interval)")
     emit_every: Annotated[float, BeforeValidator(_duration)] = Field(1.0, description=DURATION_EXPECTATION)
 

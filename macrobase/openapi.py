@@ -46,6 +46,13 @@ _SCHEMAS: dict[str, Any] = {
             "outlier_count": {"type": "number", "minimum": 0},
             "count": {"type": "number", "minimum": 0},
             **{metric: _NUM_OR_INF for metric in RATIO_METRICS},
+            "p_value": {"type": "number", "minimum": 0, "maximum": 1,
+                        "description": "one-sided Fisher exact test of the itemset's 2x2 table"},
+            "ratio_ci": {"type": "array", "items": _NUM_OR_INF, "minItems": 2, "maxItems": 2,
+                         "description": "95% confidence interval [lo, hi] of the ratio"},
+            "implies": {"type": "object", "additionalProperties": True,
+                        "description": "attribute values every matching row also has (refined mode: "
+                                       "other itemsets matching exactly these rows)"},
         },
         "additionalProperties": True,
     },
@@ -163,6 +170,8 @@ _EXPLAIN_PARAMS = [
            "most attributes in one explanation"),
     _query("mode", {"type": "string", "enum": ["refined", "minimal"], "default": "refined"},
            "refined (default) or MacroBase's minimal explanations"),
+    _query("max_p_value", {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1},
+           "keep explanations whose Benjamini-Hochberg adjusted p-value is at most this (default: off)"),
 ]
 
 _PATHS: dict[str, Any] = {

@@ -18,16 +18,30 @@ def format_table(doc: dict[str, Any], ratio_metric: str) -> str:
     if not doc["explanations"]:
         lines.append("no explanations at these thresholds")
         return "\n".join(lines)
-    header = ("#", ratio_metric, "support", "outliers", "count", "explanation")
+    header = ("#", ratio_metric, "95% CI", "p-value", "support", "outliers", "count", "explanation")
     rows = []
     for i, e in enumerate(doc["explanations"], 1):
-        r = e[ratio_metric]
-        rows.append((str(i), r if isinstance(r, str) else f"{r:.2f}", f"{e['support']:.1%}",
-                     f"{e['outlier_count']:,}", f"{e['count']:,}",
+        rows.append((str(i), _ratio(e[ratio_metric]), _interval(e.get("ratio_ci")), _p(e.get("p_value")),
+                     f"{e['support']:.1%}", f"{e['outlier_count']:,}", f"{e['count']:,}",
                      " AND ".join(f"{k}={v}" for k, v in e["attributes"].items())))
+    text_col = len(header) - 1
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    fmt = lambda r: "  ".join(c.ljust(w) if i == 5 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    fmt = lambda r: "  ".join(c.ljust(w) if i == text_col else c.rjust(w)
+                              for i, (c, w) in enumerate(zip(r, widths)))
     lines += ["", fmt(header), fmt(tuple("-" * w for w in widths))] + [fmt(r) for r in rows] + [""]
-    lines += [f"{i}. {describe(e['attributes'], e[ratio_metric], e['support'])}"
+    lines += [f"{i}. {describe(e['attributes'], e[ratio_metric], e['support'], e.get('implies'))}"
               for i, e in enumerate(doc["explanations"], 1)]
     return "\n".join(lines)
+
+
+def _ratio(r: float | str) -> str:
+    return r if isinstance(r, str) else f"{r:.2f}"
+
+
+def _interval(ci) -> str:
+    # Documents stored before explanations carried statistics have none.
+    return "-" if ci is None else f"[{_ratio(ci[0])}, {_ratio(ci[1])}]"
+
+
+def _p(p) -> str:
+    return "-" if p is None else f"{p:.2g}"

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from scipy.stats import fisher_exact
 
 from macrobase.synthetic import planted_table
 from tests.reference import reference_explain
@@ -87,6 +88,7 @@ def test_dropped_rows_are_counted(tmp_path):
     (["--metric", "power_drain", "--attributes", "region", "--classifier", "predicate", "--predicate", "about 3"], "predicate"),
     (["--metric", "power_drain", "--attributes", "region", "--classifier", "mcd"], "mcd"),
     (["--metric", "power_drain", "--attributes", "region", "--percentile", "120"], "percentile"),
+    (["--metric", "power_drain", "--attributes", "region", "--max-p-value", "2"], "max_p_value"),
 ])
 def test_bad_usage_is_one_line_and_exit_2(telemetry, args, words):
     d, _, _ = telemetry
@@ -94,6 +96,25 @@ def test_bad_usage_is_one_line_and_exit_2(telemetry, args, words):
     assert r.returncode == 2
     assert words in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_max_p_value_keeps_the_causes_with_their_statistics(telemetry):
+    d, table, causes = telemetry
+    args = ("explain", str(d / "t.parquet"), "--metric", "power_drain", "--attributes", ",".join(ATTRS),
+            "--classifier", "predicate", "--predicate", ">= 150")
+    r = macrobase(*args, "--format", "json", "--max-p-value", "0.01")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    N, O = doc["total"], doc["outliers"]
+    for cause in causes:
+        assert cause in [e["attributes"] for e in doc["explanations"]]
+    for e in doc["explanations"]:
+        o, n = e["outlier_count"], e["count"]
+        p = fisher_exact([[o, n - o], [O - o, N - n - O + o]], alternative="greater").pvalue
+        assert e["p_value"] == pytest.approx(p, rel=1e-9) and len(e["ratio_ci"]) == 2
+    r = macrobase(*args)
+    assert r.returncode == 0, r.stderr
+    assert "p-value" in r.stdout and "95% CI" in r.stdout
 
 
 def test_missing_file_is_a_clean_error(tmp_path):

@@ -55,7 +55,7 @@ def test_decayed_counts_are_rounded_to_a_table():
 def test_risk_ratio_interval_is_scipys_katz_interval():
     rng = np.random.default_rng(1)
     o, n, O, N = random_tables(rng, 300)
-    ok = (o > 0) & (O - o > 0) & (n < N)
+    ok = np.minimum(np.minimum(o, n - o), np.minimum(O - o, N - n - O + o)) > 0  # no zero cell
     o, n, O, N = o[ok], n[ok], O[ok], N[ok]
     lo, hi = ratio_ci("risk_ratio", o, n, O, N)
     for i in range(len(o)):
@@ -99,6 +99,10 @@ def test_interval_edges():
     assert (lo[2], hi[2]) == (0.0, 0.0)                    # S is every row: ratio 0 by definition
     lo, hi = ratio_ci("prevalence_ratio", [4], [4], [10], [100])
     assert math.isinf(hi[0]) and lo[0] > 1
+    # All rows of S are outliers: the interval is not a point (the rate 10/10 is uncertain).
+    lo, hi = ratio_ci("risk_ratio", [10], [10], [536], [50_000])
+    ratio = (10 / 10) / (526 / 49_990)
+    assert lo[0] < ratio < hi[0]
 
 
 def test_bh_adjustment_matches_its_definition():
