@@ -9,6 +9,7 @@ batch and the streaming explainer agree whenever their counts do (DESIGN.md,
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Callable, Mapping
@@ -143,7 +144,7 @@ def _one_per_row_set(chosen, frequent, children, N, max_order, item_key) -> dict
                         continue  # approximate (sketched) counts can lack a subset
                     n_t = frequent[t][1] if t else N
                     for ext in children.get(t, ()):
-                        if _same(frequent[ext][1], n_t):
+                        if math.isclose(frequent[ext][1], n_t, rel_tol=_SAME_COUNT_RTOL):
                             items.update(i for i in ext if i not in t)
             closures[x] = frozenset(items)
         return closures[x]
