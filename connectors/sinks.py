@@ -271,7 +271,8 @@ def _init_schema(conn: sqlite3.Connection, path: str) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -304,7 +305,11 @@ class SqliteSink(ResultSink):
         self.keep_snapshots = None if keep_snapshots is None else int(keep_snapshots)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = _connect_writer(self.path)
-        _init_schema(self._conn, self.path)
+        try:
+            _init_schema(self._conn, self.path)
+        except BaseException:  # a locked or full store: do not leave the file open
+            self._conn.close()
+            raise
 
     def write(
         self,
@@ -382,7 +387,8 @@ class SqliteSink(ResultSink):
                     self._trim(conn, "snapshots", pipeline, self.keep_snapshots)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed BEGIN or COMMIT may have ended it already
+                    conn.execute("ROLLBACK")
                 raise
         return int(snapshot_id)
 
@@ -583,11 +589,18 @@ class KafkaSink(ResultSink):
         """Produce ``document`` and wait for its acknowledgement."""
         if self._producer is None:
             raise SinkError(f"kafka sink to {self.topic!r} is closed")
+        from confluent_kafka import KafkaException
+
         key = str(document.get("pipeline", "")).encode()
-        self._producer.produce(self.topic, value=_dumps(document).encode(), key=key, on_delivery=self._delivered)
-        deadline = time.monotonic() + self.timeout
-        while len(self._producer) and time.monotonic() < deadline:
-            self._producer.flush(max(0.0, deadline - time.monotonic()))
+        try:
+            self._producer.produce(self.topic, value=_dumps(document).encode(), key=key,
+                                   on_delivery=self._delivered)
+            deadline = time.monotonic() + self.timeout
+            while len(self._producer) and time.monotonic() < deadline:
+                self._producer.flush(max(0.0, deadline - time.monotonic()))
+        except (KafkaException, BufferError, SystemError) as exc:
+            # SystemError: seen from flush() in an SDK worker while the broker was away.
+            raise SinkError(f"kafka sink to {self.topic!r}: {type(exc).__name__}: {exc}") from exc
         if self._errors:
             errors, self._errors = self._errors, []
             raise SinkError(f"kafka sink to {self.topic!r}: delivery failed: {errors[0]}")

@@ -121,13 +121,17 @@ class StoreSource:
         ``{pipeline name: store path}`` for pipelines with their own file.
     configured : iterable of str, optional
         Pipeline names from the configuration, listed even before they write anything.
+    stale_after_s : float, default 30
+        A running pipeline silent for longer is reported degraded (``ResultStore.status``).
 
     Stores are opened lazily and per process id, so an app built before gunicorn forks
     its workers never shares a SQLite connection across processes.
     """
 
     def __init__(self, default_path: str | os.PathLike | None = None,
-                 paths: Mapping[str, str | os.PathLike] | None = None, configured: Iterable[str] = ()):
+                 paths: Mapping[str, str | os.PathLike] | None = None, configured: Iterable[str] = (),
+                 stale_after_s: float = 30.0):
+        self.stale_after_s = stale_after_s
         self.default_path = None if default_path is None else os.fspath(default_path)
         self.paths = {name: os.fspath(p) for name, p in (paths or {}).items()}
         self.configured = tuple(dict.fromkeys(configured))
@@ -149,7 +153,7 @@ class StoreSource:
         with self._lock:
             store = self._stores.get(key)
             if store is None:
-                store = self._stores[key] = ResultStore(path)
+                store = self._stores[key] = ResultStore(path, self.stale_after_s)
         return store
 
     def path_of(self, pipeline: str) -> str | None:

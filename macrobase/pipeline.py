@@ -15,6 +15,7 @@ an empty state the global and model stages resume from the results store's check
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -32,6 +33,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 from connectors.beam_source import ReadChunks, StopCondition
 from connectors.chunks import Chunk
 from connectors.kafka_client import BrokerUnavailable, KafkaClientError, open_partition_reader, produce_json
+from connectors.retrying_sink import RetryingSink
 from connectors.sinks import make_sink
 from macrobase.columns import metric_matrix
 from macrobase.config import KafkaSourceConfig, PipelineConfig, RunnerConfig, SqliteSinkConfig
@@ -209,18 +211,26 @@ class MergeGlobal(beam.DoFn):
 
 class WriteResults(beam.DoFn):
     """Store each snapshot (results, dead letters, offsets, state in one transaction),
-    then commit to the Kafka consumer group the offsets that stored state covers."""
+    then commit to the Kafka consumer group the offsets that stored state covers.
 
-    def __init__(self, cfg: PipelineConfig, restarts: int = 0) -> None:
+    A faulted store blocks here (see :mod:`connectors.retrying_sink`): upstream stages
+    stop consuming, and no offset is committed past a result that is not stored.
+    """
+
+    def __init__(self, cfg: PipelineConfig, stop: StopCondition, restarts: int = 0) -> None:
         self.cfg = cfg
+        self.stop = stop
         self.restarts = restarts
 
     def setup(self) -> None:
-        self.sink = make_sink(self.cfg.sink)
+        self.sink = RetryingSink(functools.partial(make_sink, self.cfg.sink), on_fault=self._degraded,
+                                 stopping=self.stop.reached)
         self.committers: dict[OffsetKey, Any] = {}
+        self._writing: Snapshot | None = None  # the snapshot a fault report is about
 
     def process(self, snap: Snapshot) -> Iterator[dict]:
         started = time.monotonic()
+        self._writing = snap
         self.sink.write(snap.document, dead_letters=snap.dead_letters,
                         offsets=snap.offsets if snap.checkpoint is not None else None,
                         checkpoint=snap.checkpoint)
@@ -256,17 +266,22 @@ class WriteResults(beam.DoFn):
                 # The store already holds these offsets; the group catches up next time.
                 log.warning("offset commit for %s/%s deferred: %s", topic, partition, exc)
 
-    def _status(self, snap: Snapshot, emit_ms: float) -> None:
-        write_status = getattr(self.sink, "write_status", None)
-        if write_status is None:
-            return
+    def _degraded(self, sink_error: str) -> None:
+        if self._writing is not None:
+            self._status(self._writing, None, sink_error)
+
+    def _status(self, snap: Snapshot, emit_ms: float | None, sink_error: str | None = None) -> None:
         d = snap.document
-        state = "stopped" if snap.final else ("running" if d.get("healthy", True) else "degraded")
-        write_status({
+        if sink_error is not None:
+            state, error = "degraded", sink_error
+        else:
+            state = "stopped" if snap.final else ("running" if d.get("healthy", True) else "degraded")
+            error = snap.error
+        self.sink.write_status({
             "pipeline": d["pipeline"], "state": state, "events": d["events"], "outliers": d["outliers"],
             "events_per_second": d["events_per_second"], "consumer_lag": d["consumer_lag"],
-            "dead_letters": d["dead_letters"], "emit_latency_ms": round(emit_ms, 2),
-            "last_error": snap.error,
+            "dead_letters": d["dead_letters"], "emit_latency_ms": None if emit_ms is None else round(emit_ms, 2),
+            "last_error": error,
             "restarts": self.restarts,
         })
 
@@ -307,5 +322,5 @@ def build(p: beam.Pipeline, cfg: PipelineConfig, specs: Sequence[Any], stop: Sto
         | f"{name}/model" >> beam.ParDo(AssignModel(cfg, len(specs), resume)).with_output_types(KeyedAny)
         | f"{name}/count" >> beam.ParDo(CountShard(cfg, partial_every)).with_output_types(KeyedAny)
         | f"{name}/merge" >> beam.ParDo(MergeGlobal(cfg, starts, resume, stateful_sink))
-        | f"{name}/store" >> beam.ParDo(WriteResults(cfg, restarts))
+        | f"{name}/store" >> beam.ParDo(WriteResults(cfg, stop, restarts))
     )

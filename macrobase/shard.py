@@ -49,7 +49,7 @@ def explainer_for(cfg: PipelineConfig) -> StreamingExplainer:
     e = cfg.explainer
     return StreamingExplainer(list(cfg.event_schema.attributes), min_support=e.min_support,
                               min_ratio=e.min_ratio, ratio_metric=e.ratio_metric, max_order=e.max_order,
-                              mode=e.mode, decay=e.decay)
+                              mode=e.mode, decay=e.decay, max_p_value=e.max_p_value)
 
 
 @dataclass

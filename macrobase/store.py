@@ -24,7 +24,7 @@ import json
 import os
 import sqlite3
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
@@ -62,10 +62,13 @@ class ResultStore:
     ----------
     path : str
         The file a ``SqliteSink`` writes (``sink.path`` in the configuration).
+    stale_after_s : float, default 30
+        A live pipeline's status older than this reads as ``degraded`` (see :meth:`status`).
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, stale_after_s: float = 30.0):
         self.path = os.fspath(path)
+        self.stale_after_s = float(stale_after_s)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -191,12 +194,33 @@ class ResultStore:
     # ------------------------------------------------------------------ pipeline status
     # Added for the HTTP API; written by ``SqliteSink.write_status``.
 
+    # A live pipeline rewrites its row with every snapshot (every ``emit_every``). A row
+    # that stopped changing means the pipeline or its result store is stuck (a locked,
+    # read-only or full database takes no status either), so readers report it degraded.
+
     def statuses(self) -> list[dict]:
         """The latest status of every pipeline that reported one, sorted by name (keys: ``STATUS_FIELDS``)."""
         rows = self._query(f"SELECT {', '.join(STATUS_FIELDS)} FROM pipeline_status ORDER BY pipeline")
-        return [dict(zip(STATUS_FIELDS, row)) for row in rows]
+        return [self._judged(dict(zip(STATUS_FIELDS, row))) for row in rows]
 
     def status(self, pipeline: str) -> dict | None:
-        """The latest status of ``pipeline``, or None if it never reported one."""
+        """The latest status of ``pipeline``, or None if it never reported one.
+
+        A ``running`` or ``degraded`` row older than ``stale_after_s`` reads as
+        ``degraded``, its ``last_error`` saying since when nothing was heard.
+        """
         rows = self._query(f"SELECT {', '.join(STATUS_FIELDS)} FROM pipeline_status WHERE pipeline = ?", (pipeline,))
-        return dict(zip(STATUS_FIELDS, rows[0])) if rows else None
+        return self._judged(dict(zip(STATUS_FIELDS, rows[0]))) if rows else None
+
+    def _judged(self, row: dict) -> dict:
+        if row["state"] not in ("running", "degraded"):
+            return row
+        try:
+            age = (datetime.now(timezone.utc) - datetime.fromisoformat(row["updated_at"])).total_seconds()
+        except (TypeError, ValueError):
+            return row
+        if age <= self.stale_after_s:
+            return row
+        silent = f"no status from the pipeline for {age:.0f} s: it or its result store is stuck"
+        previous = row.get("last_error")
+        return {**row, "state": "degraded", "last_error": f"{silent}; before that: {previous}" if previous else silent}

@@ -35,37 +35,71 @@ def runner_config(name: str, request) -> dict:
     return config
 
 
+class Running:
+    """A pipeline run in a background thread (see :func:`running`)."""
+
+    def __init__(self, conf) -> None:
+        import threading
+
+        from macrobase.runner import PipelineRun
+
+        self.cfg = conf.pipelines[0]
+        self.run = PipelineRun(conf, self.cfg)
+        self.outcome: dict = {}
+        self.thread = threading.Thread(target=lambda: self.outcome.setdefault("result", self.run.run()), daemon=True)
+
+    def wait_for(self, condition, timeout: float, what: str):
+        """Poll ``condition()`` until it is truthy (returned) or the run ends or times out (failed)."""
+        import pytest
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.thread.is_alive():
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.2)
+        pytest.fail(f"{what}: not reached in {timeout}s" if self.thread.is_alive() else f"{what}: the run ended first")
+
+    def stop(self):
+        """Stop the run, wait for it to end; its RunResult."""
+        self.run.stop()
+        self.thread.join(240)
+        assert not self.thread.is_alive(), "the run did not stop"
+        return self.outcome.get("result")
+
+
+@contextlib.contextmanager
+def running(conf) -> Iterator[Running]:
+    """Run the config's first pipeline in a thread for the ``with`` block; stopped at its end."""
+    run = Running(conf)
+    run.thread.start()
+    try:
+        yield run
+    finally:
+        if run.thread.is_alive():
+            run.stop()
+
+
 def run_until(conf, done, timeout: float = 300.0):
-    """Run the config's first pipeline in a thread until ``done(latest stored document)``
-    holds, then stop it and wait for it to end; returns its RunResult."""
-    import threading
-
-    import pytest
-
-    from macrobase.runner import PipelineRun
+    """Run the config's first pipeline until ``done(latest stored document)`` holds, then
+    stop it and wait for it to end; returns its RunResult."""
     from macrobase.store import ResultStore
 
-    cfg = conf.pipelines[0]
-    run = PipelineRun(conf, cfg)
-    outcome: dict = {}
-    thread = threading.Thread(target=lambda: outcome.setdefault("result", run.run()), daemon=True)
-    thread.start()
-    store = ResultStore(cfg.sink.path)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and thread.is_alive():
-            doc = store.latest(cfg.name)
-            if doc and done(doc):
-                break
-            time.sleep(0.2)
-        else:
-            last = {k: v for k, v in (store.latest(cfg.name) or {}).items() if k in ("events", "dead_letters", "total")}
-            pytest.fail(f"the expected state was not reached in {timeout}s; last: {last}")
-    finally:
-        run.stop()
-        thread.join(240)
-    assert not thread.is_alive(), "the run did not stop"
-    return outcome["result"]
+    with running(conf) as run:
+        store = ResultStore(run.cfg.sink.path)
+
+        def reached():
+            doc = store.latest(run.cfg.name)
+            return doc is not None and done(doc)
+
+        try:
+            run.wait_for(reached, timeout, "the expected state")
+        except BaseException:
+            last = {k: v for k, v in (store.latest(run.cfg.name) or {}).items()
+                    if k in ("events", "dead_letters", "total")}
+            print(f"last stored document: {last}")
+            raise
+        return run.stop()
 
 
 @contextlib.contextmanager

@@ -620,9 +620,13 @@ def test_write_status_merges_fields_and_validates(tmp_path):
                            "events_per_second": float("nan"), "consumer_lag": 5, "last_error": None,
                            "updated_at": "2026-01-01T01:00:00+01:00"})
         first = store.status("p")
-        assert first == {"pipeline": "p", "state": "running", "updated_at": "2026-01-01T00:00:00.000000Z",
+        # Not updated since 2026-01-01: a "running" pipeline that went silent reads as degraded.
+        assert first.pop("last_error").startswith("no status from the pipeline for ")
+        assert first == {"pipeline": "p", "state": "degraded", "updated_at": "2026-01-01T00:00:00.000000Z",
                          "events": 10, "outliers": 2, "events_per_second": None, "consumer_lag": 5,
-                         "dead_letters": None, "last_error": None, "emit_latency_ms": None, "restarts": None}
+                         "dead_letters": None, "emit_latency_ms": None, "restarts": None}
+        sink.write_status({"pipeline": "p", "state": "running", "last_error": None})
+        assert store.status("p")["state"] == "running" and store.status("p")["last_error"] is None
         sink.write_status({"pipeline": "p", "state": "restarting", "restarts": 1, "last_error": "boom",
                            "consumer_lag": None})
         second = store.status("p")
