@@ -564,6 +564,9 @@ def _to_bytes(x: Any) -> bytes | None:
     return json.dumps(x, separators=(",", ":"), default=str).encode("utf-8")
 
 
+MAX_MESSAGE_BYTES = 64 << 20
+
+
 def produce_json(
     bootstrap_servers: Sequence[str],
     topic: str,
@@ -591,7 +594,9 @@ def produce_json(
 def _produce_confluent(servers, topic, values, partition, timestamps_ms, timeout_s) -> int:
     from confluent_kafka import Producer
 
+    # Messages up to 64 MB: the clients' 1 MB default is a broker setting, not a property of events.
     p = Producer({"bootstrap.servers": ",".join(servers), "linger.ms": 5, "batch.num.messages": 10000,
+                  "message.max.bytes": MAX_MESSAGE_BYTES,
                   "queue.buffering.max.messages": 500000, "message.timeout.ms": int(timeout_s * 1000),
                   "log_level": 3})
     errors: list[str] = []
@@ -631,7 +636,7 @@ def _produce_kafka_python(servers, topic, values, partition, timestamps_ms, time
     from kafka import KafkaProducer
 
     p = KafkaProducer(bootstrap_servers=servers, linger_ms=5, batch_size=1 << 20,
-                      max_block_ms=int(timeout_s * 1000))
+                      max_block_ms=int(timeout_s * 1000), max_request_size=MAX_MESSAGE_BYTES)
     futures = []
     try:
         for i, v in enumerate(values):

@@ -395,3 +395,16 @@ def test_attach_mounts_under_a_prefix_beside_existing_routes(db):
     calls[0].close()
     with pytest.raises(ValueError, match="url_base_pathname"):
         attach(flask.Flask("other"), factory, url_base_pathname="/dashboard")
+
+
+def test_a_pipeline_gone_silent_shows_a_degraded_badge(tmp_path):
+    # A faulted store takes no status row: the badge must not keep saying "running".
+    from macrobase.store import ResultStore
+
+    path = tmp_path / "s.db"
+    with SqliteSink(path) as sink:
+        sink.write_status({"pipeline": "p", "state": "running", "updated_at": "2026-01-01T00:00:00Z"})
+    with ResultStore(path) as store:
+        label, css, tip = F.status_badge(store.status("p"), None)
+    assert (label, css) == ("degraded", "badge badge-degraded")
+    assert "no status from the pipeline for" in tip

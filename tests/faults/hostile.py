@@ -26,4 +26,7 @@ HOSTILE: list[tuple[bytes | None, str]] = [
     (b'{"power_drain": 100, "region": "' + b"x" * 10_000 + b'"}', "event"),
     (b'{"power_drain": 100, "region": "\xf0\x9f\x94\xa5"}', "event"),       # emoji
     (b'{"power_drain": 100, "region": "\\ud800"}', "event"),                # escaped lone surrogate
+    (b'{"power_drain": 100, "region": "' + b"y" * 2_000_000 + b'"}', "event"),  # a 2 MB value
+    # 20 MB: over both clients' per-partition fetch size (16 MB, 1 MB); they fetch it whole.
+    (b'{"power_drain": 100, "region": "' + b"z" * 20_000_000 + b'"}', "event"),
 ]
