@@ -27,7 +27,7 @@ from connectors.sinks import RATIO_METRICS, canonical_attributes
 from explain.result import describe
 
 __all__ = [
-    "STATES", "kpis", "status_badge", "freshness", "ratio_metric_of", "explanation_rows",
+    "STATES", "kpis", "status_badge", "freshness", "ratio_metric_of", "explanation_rows", "format_span", "since_text",
     "explanations_summary", "history_figure", "history_points", "distribution_figure", "metric_names",
     "threshold_lines", "series_figure", "dead_letter_rows", "empty_figure", "format_count", "parse_time",
 ]
@@ -104,6 +104,40 @@ def _format_interval(ci: Any) -> str:
 
 def _format_p(p: float | None) -> str:
     return "—" if p is None else "< 1e-300" if p < 1e-300 else f"{p:.2g}"
+
+
+def format_span(seconds: float) -> str:
+    """A duration in the largest sensible unit: ``45 s``, ``12 min``, ``2 h 05 min``, ``3 d 4 h``.
+
+    >>> format_span(720), format_span(7500)
+    ('12 min', '2 h 05 min')
+    """
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
+
+def since_text(item: Mapping[str, Any], emitted_at: str | None) -> str:
+    """"since 14:02 (12 min)" from a streaming explanation's ``first_seen``; "—" without one.
+
+    The span runs to the document's ``emitted_at``, or to ``last_seen`` once resolved (it
+    is over then). A start on another day than the end shows its date too.
+
+    >>> since_text({"first_seen": "2026-01-01T14:02:00Z", "status": "ongoing"}, "2026-01-01T14:14:30Z")
+    'since 14:02 (12 min)'
+    """
+    first = parse_time(item.get("first_seen"))
+    end = parse_time(item.get("last_seen") if item.get("status") == "resolved" else emitted_at) \
+        or parse_time(item.get("last_seen"))
+    if first is None or end is None:
+        return "—"
+    clock = first.strftime("%H:%M" if first.date() == end.date() else "%b %d %H:%M")
+    return f"since {clock} ({format_span((end - first).total_seconds())})"
 
 
 def _clock(text: str | None) -> str:
@@ -203,7 +237,7 @@ def ratio_metric_of(explanations: Iterable[Mapping[str, Any]]) -> str:
     return "risk_ratio"
 
 
-_SORT_KEYS = ("rank", "order", "ratio", "support", "outliers", "count", "p_value")
+_SORT_KEYS = ("rank", "order", "ratio", "support", "outliers", "count", "p_value", "since")
 
 
 def explanation_rows(doc: Mapping[str, Any] | None, orders: Sequence[int] | None = None,
@@ -216,9 +250,11 @@ def explanation_rows(doc: Mapping[str, Any] | None, orders: Sequence[int] | None
     ``sort_by`` is DataTable's ``[{"column_id", "direction"}]``; sorting uses the raw
     numbers, so "∞" sorts above every finite ratio. Without it the document's order is kept
     (outlier count, then ratio). Each row's ``id`` is the canonical attributes JSON, the key
-    ``ResultStore.explanation_series`` looks explanations up by.
+    ``ResultStore.explanation_series`` looks explanations up by. Streaming rows carry
+    ``since`` ("since 14:02 (12 min)") and ``status`` (new, ongoing, resolved; "" in batch).
     """
     items = list((doc or {}).get("explanations") or ())
+    emitted_at = (doc or {}).get("emitted_at")
     metric = ratio_metric_of(items)
     rows = []
     for rank, item in enumerate(items, 1):
@@ -244,10 +280,13 @@ def explanation_rows(doc: Mapping[str, Any] | None, orders: Sequence[int] | None
             "support": f"{support:.1%}",
             "outliers": format_count(item.get("outlier_count")),
             "count": format_count(item.get("count")),
+            "since": since_text(item, emitted_at),
+            "status": item.get("status") or "",
             "_sort": {"rank": rank, "order": len(attributes), "ratio": ratio if ratio is not None else -1.0,
                       "support": support, "outliers": _number(item.get("outlier_count")) or 0.0,
                       "count": _number(item.get("count")) or 0.0,
-                      "p_value": p_value if p_value is not None else 2.0},   # none (older documents): last
+                      "p_value": p_value if p_value is not None else 2.0,   # none (older documents): last
+                      "since": _first_seen_epoch(item)},
         })
     for spec in reversed(list(sort_by or ())):  # stable sorts, last key first
         column = spec.get("column_id")
@@ -259,6 +298,11 @@ def explanation_rows(doc: Mapping[str, Any] | None, orders: Sequence[int] | None
     for row in rows:
         del row["_sort"]
     return rows
+
+
+def _first_seen_epoch(item: Mapping[str, Any]) -> float:
+    moment = parse_time(item.get("first_seen"))
+    return moment.timestamp() if moment else math.inf   # none (batch, older documents): newest
 
 
 def explanations_summary(doc: Mapping[str, Any] | None, shown: int) -> str:

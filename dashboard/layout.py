@@ -68,6 +68,8 @@ def _explanations_panel() -> html.Div:
             {"name": "Support", "id": "support"},
             {"name": "Outliers", "id": "outliers"},
             {"name": "Events", "id": "count"},
+            {"name": "Since", "id": "since"},
+            {"name": "Status", "id": "status"},
         ],
         data=[],
         row_selectable="single",
@@ -81,8 +83,15 @@ def _explanations_panel() -> html.Div:
             {"if": {"column_id": "explanation"}, "whiteSpace": "normal", "minWidth": "300px", "width": "40%"},
             *({"if": {"column_id": c}, "textAlign": "right", "width": "7.5%", "minWidth": "64px"}
               for c in ("order", "ratio", "ratio_ci", "p_value", "support", "outliers", "count")),
+            {"if": {"column_id": "since"}, "whiteSpace": "nowrap", "minWidth": "130px"},
         ],
         style_data_conditional=[
+            # A resolved explanation is shown once, greyed, its status as a badge.
+            {"if": {"filter_query": '{status} = "resolved"'}, "color": "#7b8794", "fontStyle": "italic"},
+            {"if": {"filter_query": '{status} = "resolved"', "column_id": "status"},
+             "backgroundColor": "#7b8794", "color": "white", "fontWeight": 700, "fontStyle": "normal",
+             "borderRadius": "999px", "textAlign": "center"},
+            {"if": {"filter_query": '{status} = "new"', "column_id": "status"}, "color": "#1f7a4d", "fontWeight": 700},
             {"if": {"state": "selected"}, "backgroundColor": "rgba(49,102,212,0.08)", "border": "none",
              "borderBottom": "1px solid #eef1f4"},
             {"if": {"state": "active"}, "backgroundColor": "rgba(49,102,212,0.12)", "border": "none",

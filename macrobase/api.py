@@ -7,6 +7,8 @@ Routes (all JSON except ``/metrics``; described by ``/api/v1/openapi.json``):
 * ``GET  /api/v1/pipelines/{name}/explanations`` — the latest result document, filtered by
   ``min_support``, ``min_ratio``, ``max_order``, ``limit`` (order kept);
 * ``GET  /api/v1/pipelines/{name}/history`` — earlier documents, ``since`` (ISO-8601), ``limit``;
+* ``GET  /api/v1/pipelines/{name}/events`` — lifecycle transitions (an explanation new or
+  resolved), ``since`` (ISO-8601), ``limit``, oldest first;
 * ``GET  /api/v1/pipelines/{name}/dead_letters`` — the newest dead letters with reasons;
 * ``POST /api/v1/explain`` — a batch DIFF over rows in the body, the parameters and the
   document of ``macrobase explain --format json``;
@@ -53,7 +55,7 @@ from typing import Any, Callable, Iterable, Mapping
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from connectors.sinks import RATIO_METRICS, strict_json
+from connectors.sinks import RATIO_METRICS, describe_attributes, strict_json
 from macrobase.store import ResultStore
 
 __all__ = [
@@ -82,6 +84,9 @@ MODES = ("refined", "minimal")
 MAX_EXPLANATIONS_LIMIT = 100_000
 MAX_HISTORY_LIMIT = 1000
 MAX_DEAD_LETTER_LIMIT = 1000
+MAX_EVENTS_LIMIT = 1000
+#: Explanations per pipeline exported to /metrics (the first in document order): bounds the series count.
+MAX_METRIC_EXPLANATIONS = 50
 
 
 class ApiError(Exception):
@@ -434,6 +439,16 @@ def _blueprint(source: StoreSource, auth: AuthPolicy, max_body_bytes: int,
         store = known(name)
         return _json({"pipeline": name, "snapshots": store.history(name, since=since, limit=limit)})
 
+    @bp.get(f"{API_PREFIX}/pipelines/<name>/events")
+    def events(name: str) -> Response:
+        args = _Args(("since", "limit"))
+        since = args.text("since")
+        if since is not None:
+            since = _since(since)
+        limit = args.integer("limit", 100, 1, MAX_EVENTS_LIMIT)
+        store = known(name)
+        return _json({"pipeline": name, "events": store.transitions(name, since=since, limit=limit)})
+
     @bp.get(f"{API_PREFIX}/pipelines/<name>/dead_letters")
     def dead_letters(name: str) -> Response:
         args = _Args(("limit",))
@@ -462,13 +477,14 @@ def _blueprint(source: StoreSource, auth: AuthPolicy, max_body_bytes: int,
     @bp.get("/metrics")
     def metrics() -> Response:
         _Args(())
-        rows = []
+        rows, explained = [], {}
         for name in source.pipeline_names():
             store = source.store_for(name)
             status = store.status(name) if store is not None else None
             latest = store.latest(name) if store is not None else None
             rows.append(_pipeline_summary(name, status, latest))
-        return Response(prometheus_text(rows), content_type="text/plain; version=0.0.4; charset=utf-8")
+            explained[name] = (latest or {}).get("explanations") or []
+        return Response(prometheus_text(rows, explained), content_type="text/plain; version=0.0.4; charset=utf-8")
 
     return bp
 
@@ -599,11 +615,30 @@ def _epoch(iso: str | None) -> float | None:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def prometheus_text(summaries: list[dict]) -> str:
-    """Prometheus text exposition (format 0.0.4) of pipeline summaries.
+_EXPLANATION_METRICS = (
+    # name, help, value of one explanation
+    ("macrobase_explanation_ratio", "Ratio of the explanation in the latest result (the pipeline's ratio metric).",
+     _ratio_value),
+    ("macrobase_explanation_support", "Share of the outliers the explanation covers, latest result.",
+     lambda item: item.get("support")),
+    ("macrobase_explanation_outliers", "Outliers matching the explanation, latest result (decayed count).",
+     lambda item: item.get("outlier_count")),
+)
+
+
+def prometheus_text(summaries: list[dict], explanations: Mapping[str, Iterable[Mapping[str, Any]]] | None = None) -> str:
+    """Prometheus text exposition (format 0.0.4) of pipeline summaries and latest explanations.
+
+    ``explanations``: ``{pipeline: the latest document's explanations}``; the first
+    ``MAX_METRIC_EXPLANATIONS`` that are not resolved are exported per pipeline, labelled
+    by their itemset (``describe_attributes``).
 
     >>> print(prometheus_text([{"name": "t", "status": "running", "events": 5}]).splitlines()[2])
     macrobase_events_total{pipeline="t"} 5
+    >>> text = prometheus_text([], {"t": [{"attributes": {"a": "x", "b": 1}, "risk_ratio": "inf",
+    ...                                     "support": 0.5, "outlier_count": 4}]})
+    >>> [line for line in text.splitlines() if line.startswith("macrobase_explanation_ratio")]
+    ['macrobase_explanation_ratio{pipeline="t",explanation="a=x AND b=1"} +Inf']
     """
     lines: list[str] = []
     for metric, kind, help_text, key, scale in _METRICS:
@@ -627,6 +662,21 @@ def prometheus_text(summaries: list[dict]) -> str:
                 text = _sample(None if value(part) is None else float(value(part)))
                 if text is not None:
                     samples.append(f'{metric}{{pipeline="{_label(row["name"])}",partition="{_label(key)}"}} {text}')
+        if samples:
+            lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge", *samples]
+    # A resolved explanation is listed once in its document for the record; as a gauge it
+    # would look current, so only present ones are exported.
+    current = {name: [item for item in items if item.get("status") != "resolved"][:MAX_METRIC_EXPLANATIONS]
+               for name, items in (explanations or {}).items()}
+    for metric, help_text, value in _EXPLANATION_METRICS:
+        samples = []
+        for name, items in current.items():
+            for item in items:
+                raw = value(item)
+                text = _sample(None if raw is None else float(raw))
+                if text is not None:
+                    label = _label(describe_attributes(item.get("attributes") or {}))
+                    samples.append(f'{metric}{{pipeline="{_label(name)}",explanation="{label}"}} {text}')
         if samples:
             lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge", *samples]
     if summaries:

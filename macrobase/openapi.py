@@ -53,6 +53,13 @@ _SCHEMAS: dict[str, Any] = {
             "implies": {"type": "object", "additionalProperties": True,
                         "description": "attribute values every matching row also has (refined mode: "
                                        "other itemsets matching exactly these rows)"},
+            "first_seen": {"type": "string", "format": "date-time",
+                           "description": "streaming: emitted_at of the first snapshot it is in"},
+            "last_seen": {"type": "string", "format": "date-time",
+                          "description": "streaming: emitted_at of the latest snapshot it is in"},
+            "status": {"type": "string", "enum": ["new", "ongoing", "resolved"],
+                       "description": "streaming: new in this snapshot, ongoing, or resolved (absent for "
+                                      "explainer.resolve_after snapshots; listed once with its last numbers)"},
         },
         "additionalProperties": True,
     },
@@ -77,8 +84,20 @@ _SCHEMAS: dict[str, Any] = {
             "emitted_at": {"type": "string", "format": "date-time"},
             "events_per_second": _NULLABLE_NUM,
             "dead_letters": _NULLABLE_INT,
+            "transitions": {"type": "array", "items": {"$ref": "#/components/schemas/Transition"},
+                            "description": "streaming: explanations that became new or resolved in this snapshot"},
         },
         "additionalProperties": True,
+    },
+    "Transition": {
+        "type": "object",
+        "description": "An explanation's lifecycle change, at the emitted_at of the snapshot it happened in.",
+        "required": ["attributes", "status", "at"],
+        "properties": {
+            "attributes": {"type": "object", "additionalProperties": True},
+            "status": {"type": "string", "enum": ["new", "resolved"]},
+            "at": {"type": "string", "format": "date-time"},
+        },
     },
     "PipelineSummary": {
         "type": "object",
@@ -207,6 +226,20 @@ _PATHS: dict[str, Any] = {
             "pipeline": {"type": "string"},
             "snapshots": {"type": "array", "items": {"$ref": "#/components/schemas/ResultDocument"}}}},
             "the snapshots"), **_error_responses(400, 404, 503)},
+    }},
+    "/api/v1/pipelines/{name}/events": {"get": {
+        "operationId": "events",
+        "summary": "Lifecycle transitions (an explanation became new or resolved) at or after 'since', oldest first.",
+        "parameters": [
+            _NAME,
+            _query("since", {"type": "string", "format": "date-time"}, "ISO-8601 time; naive times are UTC"),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                   "the newest this many transitions"),
+        ],
+        "responses": {**_ok({"type": "object", "required": ["pipeline", "events"], "properties": {
+            "pipeline": {"type": "string"},
+            "events": {"type": "array", "items": {"$ref": "#/components/schemas/Transition"}}}},
+            "the transitions"), **_error_responses(400, 404, 503)},
     }},
     "/api/v1/pipelines/{name}/dead_letters": {"get": {
         "operationId": "deadLetters",

@@ -149,6 +149,29 @@ class ResultStore:
         )
         return [json.loads(row[0]) for row in rows]
 
+    def transitions(self, pipeline: str, since: datetime | str | None = None, limit: int = 100) -> list[dict]:
+        """The newest ``limit`` lifecycle transitions of snapshots emitted at or after ``since``, oldest first.
+
+        Each is ``{"attributes", "status": "new"|"resolved", "at"}`` from a document's
+        ``transitions`` (``macrobase.lifecycle``); documents without any are skipped in SQL.
+        """
+        limit = _limit(limit)
+        where, params = "pipeline = ? AND json_array_length(document, '$.transitions') > 0", [pipeline]
+        if since is not None:
+            where += " AND emitted_at >= ?"
+            params.append(iso_utc(since))
+        # Newest snapshots first until ``limit`` transitions are collected; one snapshot
+        # can hold many, so the snapshot count cannot be limited in SQL.
+        found: list[dict] = []
+        rows = self._query(
+            f"SELECT json_extract(document, '$.transitions') FROM snapshots WHERE {where}"
+            " ORDER BY emitted_at DESC, id DESC", tuple(params))
+        for (text,) in rows:
+            found[:0] = json.loads(text)
+            if len(found) >= limit:
+                break
+        return found[-limit:]
+
     def explanation_series(self, pipeline: str, attributes: Mapping[str, Any], limit: int = 1000) -> list[SeriesPoint]:
         """(emitted_at, ratio, support) of one explanation over its newest ``limit`` emits, oldest first.
 

@@ -651,3 +651,35 @@ def test_metrics_show_each_partition_so_a_stalled_one_is_visible():
     assert 'macrobase_partition_lag{pipeline="t",partition="topic/1"} 5000' in lines
     assert 'macrobase_partition_last_read_timestamp_seconds{pipeline="t",partition="topic/0"} 1767225600' in lines
     assert 'macrobase_partition_last_read_timestamp_seconds{pipeline="t",partition="topic/1"} 1767222000' in lines
+
+
+def test_metrics_export_the_latest_explanations(client):
+    s = parse_prometheus(client.get("/metrics").get_data(as_text=True))
+    latest = _explanations(len(TIMES) - 1)
+
+    def key(metric, attributes):
+        return (metric, (("explanation", " AND ".join(f"{k}={v}" for k, v in attributes.items())),
+                         ("pipeline", "telemetry")))
+
+    for e in latest:
+        assert s[key("macrobase_explanation_support", e["attributes"])] == e["support"]
+        assert s[key("macrobase_explanation_outliers", e["attributes"])] == e["outlier_count"]
+        assert s[key("macrobase_explanation_ratio", e["attributes"])] == float(e["risk_ratio"])  # "inf" -> +Inf
+    exported = [k for k in s if k[0] == "macrobase_explanation_ratio"]
+    assert len(exported) == len(latest)   # legacy's latest document has none
+
+
+def test_explanation_metrics_are_capped_escaped_and_skip_resolved():
+    from macrobase.api import MAX_METRIC_EXPLANATIONS, prometheus_text
+
+    items = [{"attributes": {"k": f"v{i}"}, "support": 0.5, "global_ratio": i + 1.0, "outlier_count": i}
+             for i in range(MAX_METRIC_EXPLANATIONS + 10)]
+    resolved = {"attributes": {"k": "gone"}, "support": 0.9, "global_ratio": 9.0, "outlier_count": 9,
+                "status": "resolved"}
+    odd = {"attributes": {"path": 'C:\\x "q"\nz'}, "support": 0.1, "global_ratio": 2.0, "outlier_count": 1}
+    text = prometheus_text([], {"a": [resolved, *items], "b": [odd]})
+    s = parse_prometheus(text)
+    kept = sorted(dict(labels)["explanation"] for metric, labels in s
+                  if metric == "macrobase_explanation_ratio" and dict(labels)["pipeline"] == "a")
+    assert kept == sorted(f"k=v{i}" for i in range(MAX_METRIC_EXPLANATIONS))   # the first 50, in document order
+    assert 'macrobase_explanation_ratio{pipeline="b",explanation="path=C:\\\\x \\"q\\"\\nz"} 2' in text.splitlines()

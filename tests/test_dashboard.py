@@ -408,3 +408,36 @@ def test_a_pipeline_gone_silent_shows_a_degraded_badge(tmp_path):
         label, css, tip = F.status_badge(store.status("p"), None)
     assert (label, css) == ("degraded", "badge badge-degraded")
     assert "no status from the pipeline for" in tip
+
+
+def test_explanation_rows_show_since_and_a_resolved_status():
+    from dashboard import figures as F
+    doc = {"emitted_at": "2026-01-02T14:14:30.000Z", "explanations": [
+        {"attributes": {"model": "M101"}, "support": 0.5, "risk_ratio": 4.0, "outlier_count": 5, "count": 9,
+         "first_seen": "2026-01-02T14:02:00.000Z", "last_seen": "2026-01-02T14:14:30.000Z", "status": "ongoing"},
+        {"attributes": {"model": "M7"}, "support": 0.2, "risk_ratio": 3.5, "outlier_count": 2, "count": 4,
+         "first_seen": "2026-01-01T23:50:00.000Z", "last_seen": "2026-01-02T02:00:00.000Z", "status": "resolved"},
+        {"attributes": {"model": "M9"}, "support": 0.1, "risk_ratio": 3.2, "outlier_count": 1, "count": 2}]}
+    rows = F.explanation_rows(doc)
+    assert [(r["since"], r["status"]) for r in rows] == [
+        ("since 14:02 (12 min)", "ongoing"),
+        ("since Jan 01 23:50 (2 h 10 min)", "resolved"),   # a resolved span ends at its last_seen
+        ("—", ""),                                           # batch / older documents
+    ]
+    oldest_first = F.explanation_rows(doc, sort_by=[{"column_id": "since", "direction": "asc"}])
+    assert [r["status"] for r in oldest_first] == ["resolved", "ongoing", ""]
+
+
+def test_the_table_has_since_and_status_columns_and_greys_resolved_rows():
+    from dashboard.layout import _explanations_panel
+    table = next(c for c in _walk(_explanations_panel()) if getattr(c, "id", None) == "explanations-table")
+    assert [c["id"] for c in table.columns][-2:] == ["since", "status"]
+    assert any(s["if"].get("filter_query") == '{status} = "resolved"' for s in table.style_data_conditional)
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children] if children is not None else []:
+        if hasattr(child, "children") or hasattr(child, "id"):
+            yield from _walk(child)
