@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 
-.PHONY: install browser test bench demo clean
+.PHONY: install tools test bench demo clean
 
 install: $(STAMP)
 
@@ -16,11 +16,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-# The dashboard tests drive a real headless Chromium (Debian's chromium + chromium-driver).
-browser:
-	bash scripts/install_chromium.sh
+# Tests drive real peers: headless Chromium for the dashboard, Alertmanager for alerts.
+tools:
+	bash scripts/install_test_tools.sh
 
-test: install browser
+test: install tools
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -29,6 +29,9 @@ from apache_beam.transforms.core import RestrictionProvider
 from connectors.chunks import Chunk
 
 END_OF_TIME = 2**63 - 2
+# A restriction position is epoch * EPOCH + offset; the epoch counts the times the
+# partition's log was lost and read again from its beginning.
+EPOCH = 1 << 40
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +83,8 @@ class ReadChunks(beam.DoFn):
                 watermark=beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())
                 ) -> Iterator[Chunk]:
         position = tracker.current_restriction().start
-        reader = self._reader(spec, position)
+        epoch, offset = divmod(position, EPOCH)
+        reader = self._reader(spec, position, offset)
         deadline = time.monotonic() + self.slice_s
         last_out = time.monotonic()
         idle_polls = 0
@@ -104,26 +108,31 @@ class ReadChunks(beam.DoFn):
                     break  # and the runner serves other sources meanwhile
                 continue
             idle_polls = 0
-            # Positions only go back when the broker lost its log (e.g. a restarted
-            # in-memory broker): the reader starts over; keep the claimed range as is.
-            if chunk.next_offset > position:
-                if not tracker.try_claim(chunk.next_offset - 1):
+            # Offsets only go back when the broker lost its log (e.g. a restarted
+            # in-memory broker) and the reader started over: a new epoch, so claimed
+            # positions keep increasing and a resumption elsewhere seeks the new log.
+            if chunk.start_offset is not None and chunk.start_offset < offset:
+                epoch += 1
+            offset = chunk.next_offset
+            claimed = epoch * EPOCH + offset
+            if claimed > position:
+                if not tracker.try_claim(claimed - 1):
                     reader.close()  # the runner split here; the rest is read from ``position``
                     return
-                position = chunk.next_offset
+                position = claimed
             last_out = time.monotonic()
             yield chunk
         self._readers[spec.key] = (reader, position)
         tracker.defer_remainder()
 
-    def _reader(self, spec, position: int):
+    def _reader(self, spec, position: int, offset: int):
         cached = self._readers.pop(spec.key, None)
         if cached is not None:
             reader, deferred_at = cached
             if deferred_at == position:
                 return reader  # this instance read everything before ``position``
             reader.close()    # another worker read on meanwhile: its position is stale
-        return spec.open(position)
+        return spec.open(offset)
 
     @staticmethod
     def _finish(tracker, reader) -> None:

@@ -409,12 +409,26 @@ class RunnerConfig(_Model):
         return value
 
 
+class AlertConfig(_Model):
+    """A webhook told when an explanation appears and when it resolves (macrobase.alerts)."""
+
+    type: Literal["webhook"]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+", description="an http:// or https:// URL")]
+    format: Literal["json", "slack", "alertmanager"] = "json"
+    pipelines: list[_Name] | None = Field(None, description="pipeline names, or null for every pipeline")
+    min_ratio: float | None = Field(None, ge=0, description="a number >= 0, or null")
+    max_p_value: float | None = Field(None, gt=0, le=1, description="a number in (0, 1], or null")
+    for_: Annotated[float, BeforeValidator(_duration)] = Field(0.0, alias="for", description=DURATION_EXPECTATION)
+    timeout: Annotated[float, BeforeValidator(_duration)] = Field(5.0, description=DURATION_EXPECTATION)
+
+
 class Config(_Model):
-    """The whole file: pipelines, HTTP server and Beam runner."""
+    """The whole file: pipelines, HTTP server, Beam runner and alerts."""
 
     pipelines: list[PipelineConfig] = Field(min_length=1, description="a non-empty list of pipelines")
     server: ServerConfig = Field(default_factory=ServerConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    alerts: list[AlertConfig] = Field(default_factory=list, description="a list of alert webhooks")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Config":
@@ -426,6 +440,10 @@ class Config(_Model):
                 problems.append((f"pipelines[{i}].name", f"duplicate pipeline name {pipeline.name!r} (also pipelines[{first}])"))
             else:
                 seen[pipeline.name] = i
+        for i, alert in enumerate(self.alerts):
+            for name in alert.pipelines or ():
+                if name not in seen:
+                    problems.append((f"alerts[{i}].pipelines", f"no pipeline {name!r}; known: {', '.join(seen)}"))
         if problems:
             raise PydanticCustomError("macrobase_config_many", "{problems}", {"problems": problems})
         return self

@@ -36,6 +36,7 @@ from connectors.kafka_client import BrokerUnavailable, KafkaClientError, open_pa
 from connectors.retrying_sink import RetryingSink
 from connectors.sinks import make_sink
 from macrobase.columns import metric_matrix
+from macrobase.alerts import Alerter, AlertRule
 from macrobase.config import KafkaSourceConfig, PipelineConfig, RunnerConfig, SqliteSinkConfig
 from macrobase.engine import GlobalEngine, Snapshot
 from macrobase.model import ModelKeeper, ModelUpdate
@@ -217,28 +218,33 @@ class WriteResults(beam.DoFn):
     stop consuming, and no offset is committed past a result that is not stored.
     """
 
-    def __init__(self, cfg: PipelineConfig, stop: StopCondition, restarts: int = 0) -> None:
+    def __init__(self, cfg: PipelineConfig, stop: StopCondition, restarts: int = 0,
+                 alerts: Sequence[AlertRule] = ()) -> None:
         self.cfg = cfg
         self.stop = stop
         self.restarts = restarts
+        self.alerts = tuple(alerts)
 
     def setup(self) -> None:
         self.sink = RetryingSink(functools.partial(make_sink, self.cfg.sink), on_fault=self._degraded,
                                  stopping=self.stop.reached)
         self.committers: dict[OffsetKey, Any] = {}
         self._writing: Snapshot | None = None  # the snapshot a fault report is about
+        self.alerter = Alerter(self.cfg.name, self.alerts)
 
     def process(self, snap: Snapshot) -> Iterator[dict]:
         started = time.monotonic()
         self._writing = snap
-        self.sink.write(snap.document, dead_letters=snap.dead_letters,
+        document = {**snap.document, "alerts": self.alerter.counters()} if self.alerter.rules else snap.document
+        self.sink.write(document, dead_letters=snap.dead_letters,
                         offsets=snap.offsets if snap.checkpoint is not None else None,
                         checkpoint=snap.checkpoint)
+        self.alerter.observe(document)  # alerts only ever tell what is stored
         self._forward_dead_letters(snap.dead_letters)
         if snap.offsets is not None:
             self._commit(snap.offsets)
         self._status(snap, (time.monotonic() - started) * 1000)
-        yield snap.document
+        yield document
 
     def _forward_dead_letters(self, dead_letters) -> None:
         src = self.cfg.source
@@ -286,6 +292,7 @@ class WriteResults(beam.DoFn):
         })
 
     def teardown(self) -> None:
+        self.alerter.close()
         for c in self.committers.values():
             try:
                 c.close()
@@ -304,7 +311,7 @@ def runner_and_options(runner: RunnerConfig) -> tuple[Any, PipelineOptions]:
 
 
 def build(p: beam.Pipeline, cfg: PipelineConfig, specs: Sequence[Any], stop: StopCondition,
-          resume: bool = False, restarts: int = 0) -> beam.PCollection:
+          resume: bool = False, restarts: int = 0, alerts: Sequence[AlertRule] = ()) -> beam.PCollection:
     """Add one configured pipeline to ``p``; returns the PCollection of stored documents.
 
     ``resume``: the global and model stages start from the stored checkpoint, and ``specs``
@@ -322,5 +329,5 @@ def build(p: beam.Pipeline, cfg: PipelineConfig, specs: Sequence[Any], stop: Sto
         | f"{name}/model" >> beam.ParDo(AssignModel(cfg, len(specs), resume)).with_output_types(KeyedAny)
         | f"{name}/count" >> beam.ParDo(CountShard(cfg, partial_every)).with_output_types(KeyedAny)
         | f"{name}/merge" >> beam.ParDo(MergeGlobal(cfg, starts, resume, stateful_sink))
-        | f"{name}/store" >> beam.ParDo(WriteResults(cfg, stop, restarts))
+        | f"{name}/store" >> beam.ParDo(WriteResults(cfg, stop, restarts, alerts))
     )

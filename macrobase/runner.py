@@ -36,6 +36,7 @@ from macrobase.config import (Config, FileSourceConfig, GeneratorSourceConfig, J
                               KafkaSourceConfig, PipelineConfig, RunnerConfig, SqliteSinkConfig)
 from macrobase.generator import GeneratorSpec
 from macrobase.pipeline import build, runner_and_options
+from macrobase.alerts import rules_from_config
 from macrobase.store import ResultStore
 
 log = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ def run_beam(config: Config, cfg: PipelineConfig, specs, stop: StopCondition, re
     only returns it once the pipeline is done)."""
     runner, options = runner_and_options(config.runner)
     p = beam.Pipeline(runner=runner, options=options)
-    build(p, cfg, specs, stop, resume, restarts)
+    build(p, cfg, specs, stop, resume, restarts, rules_from_config(config.alerts))
     try:
         result = p.run()
         started(result)

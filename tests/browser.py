@@ -21,7 +21,7 @@ def require_browser() -> None:
     """Fail (not skip) with the install hint when chromium or chromedriver is missing."""
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
     if missing:
-        pytest.fail(f"{' and '.join(missing)} missing: run `bash scripts/install_chromium.sh` (installs Debian's "
+        pytest.fail(f"{' and '.join(missing)} missing: run `bash scripts/install_test_tools.sh` (installs Debian's "
                     "chromium and chromium-driver with apt-get), then rerun this test", pytrace=False)
 
 

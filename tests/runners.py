@@ -137,3 +137,17 @@ def sdk_worker_pool(env: dict[str, str] | None = None, timeout: float = 120.0) -
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+#: Fields only a streaming explanation has (its lifecycle); the batch answer has none.
+LIFECYCLE_KEYS = ("first_seen", "last_seen", "status")
+
+
+def assert_same_answer(doc: dict, batch: dict, keys=("total", "outliers", "thresholds", "explanations")) -> None:
+    """A streaming document answers as the batch explainer does over the same rows."""
+    for key in keys:
+        got = doc[key]
+        if key == "explanations":
+            got = [{k: v for k, v in e.items() if k not in LIFECYCLE_KEYS}
+                   for e in got if e.get("status") != "resolved"]
+        assert got == batch[key], key

@@ -105,7 +105,7 @@ if __name__ == "__main__":
 def _require_browser() -> None:
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
     if missing:
-        pytest.fail(f"{' and '.join(missing)} missing: run `bash scripts/install_chromium.sh` (installs Debian's "
+        pytest.fail(f"{' and '.join(missing)} missing: run `bash scripts/install_test_tools.sh` (installs Debian's "
                     "chromium and chromium-driver with apt-get), then rerun this test", pytrace=False)
 
 

@@ -29,7 +29,7 @@ from macrobase.config import parse_config
 from macrobase.diff import DiffRequest, run_diff
 from macrobase.store import ResultStore
 from macrobase.synthetic import planted_table, to_json_lines
-from tests.runners import RUNNERS, running, runner_config
+from tests.runners import RUNNERS, assert_same_answer, running, runner_config
 from tests.test_api_schemathesis import CASES, assert_conforms
 from tests.topics import produce_to_every_partition
 
@@ -109,8 +109,7 @@ def config(source: dict, sink: dict, runner: dict):
 
 def assert_same_as_batch(final: dict, table) -> None:
     batch = run_diff(table, DiffRequest(("power_drain",), tuple(ATTRS), classifier="predicate", predicate=">= 150"))
-    for key in ("total", "outliers", "explanations"):
-        assert final[key] == batch[key], key
+    assert_same_answer(final, batch, ("total", "outliers", "explanations"))
 
 
 class Faulted:
