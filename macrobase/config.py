@@ -295,6 +295,8 @@ class ExplainerConfig(_Model):
                                       "Benjamini-Hochberg adjusted p-value kept")
     decay: float = Field(0.01, ge=0, lt=1, description="a number >= 0 and < 1 (per emit interval)")
     emit_every: Annotated[float, BeforeValidator(_duration)] = Field(1.0, description=DURATION_EXPECTATION)
+    resolve_after: int = Field(5, ge=1, description="an integer >= 1: snapshots an explanation must be absent "
+                                                    "from to be resolved")
 
 
 class SqliteSinkConfig(_Model):

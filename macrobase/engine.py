@@ -22,6 +22,7 @@ import pyarrow as pa
 from explain.result import explanations_from, json_count, value_item_key
 from explain.streaming import StreamingExplainer
 from macrobase.config import PipelineConfig
+from macrobase.lifecycle import ExplanationLifecycle
 from macrobase.model import ModelUpdate
 from macrobase.shard import OffsetKey, Partial, explainer_for
 from macrobase.values import ValueEncoder
@@ -91,6 +92,7 @@ class GlobalEngine:
         self.health: dict[str, tuple[bool, str | None]] = {}
         self.last_read: dict[str, float] = {}   # shard -> wall clock of its last counted read
         self.pending_dead_letters: deque = deque(maxlen=KEEP_DEAD_LETTERS)
+        self.lifecycle = ExplanationLifecycle(cfg.explainer.resolve_after)
         now = time.time()
         self.interval_events, self.interval_started = 0, now
         self.next_emit = now + cfg.explainer.emit_every
@@ -143,14 +145,18 @@ class GlobalEngine:
         found = self.explainer.explanations(item_key=value_item_key(values))
         metric = self.cfg.explainer.ratio_metric
         unhealthy = [err for ok, err in self.health.values() if not ok]
+        emitted_at = _iso(now)
+        step = self.lifecycle.update(
+            [e.to_dict() for e in explanations_from(found, self.attributes, values, O, metric)], emitted_at)
         doc = {
             "pipeline": pipeline,
-            "emitted_at": _iso(now),
+            "emitted_at": emitted_at,
             "total": json_count(N),
             "outliers": json_count(O),
             "dropped": self.dropped,
             "thresholds": self.model.thresholds if self.model else {},
-            "explanations": [e.to_dict() for e in explanations_from(found, self.attributes, values, O, metric)],
+            "explanations": step.explanations,
+            "transitions": step.transitions,
             "events_per_second": round(self.interval_events / elapsed, 1),
             "dead_letters": self.dead_letters,
             "events": self.events,
@@ -208,6 +214,9 @@ class GlobalEngine:
         engine.ended = {}
         engine.lag, engine.health = {}, {}
         engine.last_read = getattr(engine, "last_read", {})
+        # Checkpoints from before lifecycles start tracking afresh (every explanation "new").
+        engine.lifecycle = getattr(engine, "lifecycle", None) or ExplanationLifecycle(cfg.explainer.resolve_after)
+        engine.lifecycle.resolve_after = cfg.explainer.resolve_after
         now = time.time()
         engine.interval_events, engine.interval_started = 0, now
         engine.next_emit = now + cfg.explainer.emit_every

@@ -32,7 +32,10 @@ from typing import Any, Mapping, Sequence
 
 from connectors.sinks import canonical_attributes
 
-__all__ = ["ExplanationLifecycle", "LifecycleStep"]
+__all__ = ["LIFECYCLE_KEYS", "ExplanationLifecycle", "LifecycleStep", "without_lifecycle"]
+
+#: The keys :meth:`ExplanationLifecycle.update` adds to every explanation.
+LIFECYCLE_KEYS = ("first_seen", "last_seen", "status")
 
 
 @dataclass(frozen=True)
@@ -88,3 +91,16 @@ class ExplanationLifecycle:
                                 "at": at})
         return LifecycleStep(out, transitions)
 
+
+def without_lifecycle(explanations: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The explanations as the batch explainer writes them: resolved ones and lifecycle keys removed.
+
+    A streaming document compares with a batch one through this (DESIGN.md: with decay 0
+    and an exact sketch the final snapshot equals the batch result).
+
+    >>> without_lifecycle([{"attributes": {"a": 1}, "status": "new", "first_seen": "t", "last_seen": "t"},
+    ...                    {"attributes": {"b": 2}, "status": "resolved", "first_seen": "t", "last_seen": "t"}])
+    [{'attributes': {'a': 1}}]
+    """
+    return [{k: v for k, v in item.items() if k not in LIFECYCLE_KEYS}
+            for item in explanations if item.get("status") != "resolved"]
