@@ -512,6 +512,7 @@ def _pipeline_summary(name: str, status: dict | None, latest: dict | None) -> di
         "restarts": status.get("restarts") or 0,
         "last_error": status.get("last_error"),
         "partitions": latest.get("partitions") or {},
+        "alerts": latest.get("alerts"),
     }
 
 
@@ -606,6 +607,9 @@ _METRICS = (
     ("macrobase_emit_latency_seconds", "gauge", "Time to compute and store the latest result document.",
      "emit_latency_ms", 1e-3),
     ("macrobase_restarts_total", "counter", "Times the pipeline was restarted after a crash.", "restarts", 1.0),
+    ("macrobase_alerts_sent_total", "counter", "Alert notifications delivered.", "alerts_sent", 1.0),
+    ("macrobase_alerts_failed_total", "counter", "Alert notifications that failed after their retries.",
+     "alerts_failed", 1.0),
 )
 
 
@@ -644,7 +648,7 @@ def prometheus_text(summaries: list[dict], explanations: Mapping[str, Iterable[M
     for metric, kind, help_text, key, scale in _METRICS:
         samples = []
         for row in summaries:
-            value = row.get(key)
+            value = row.get(key) if not key.startswith("alerts_") else (row.get("alerts") or {}).get(key[7:])
             text = _sample(None if value is None else float(value) * scale)
             if text is not None:
                 samples.append(f'{metric}{{pipeline="{_label(row["name"])}"}} {text}')

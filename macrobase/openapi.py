@@ -103,7 +103,7 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["name", "status", "events", "outliers", "events_per_second", "consumer_lag",
                      "dead_letters", "updated_at", "last_emitted_at", "emit_latency_ms", "restarts", "last_error",
-                     "partitions"],
+                     "partitions", "alerts"],
         "properties": {
             "name": {"type": "string"},
             "status": {"type": "string", "enum": [*PIPELINE_STATES, "unknown"],
@@ -118,6 +118,13 @@ _SCHEMAS: dict[str, Any] = {
             "emit_latency_ms": _NULLABLE_NUM,
             "restarts": {"type": "integer", "minimum": 0},
             "last_error": _NULLABLE_STR,
+            "alerts": {
+                "type": "object", "nullable": True,
+                "description": "alert deliveries (null when no alert applies to the pipeline)",
+                "required": ["sent", "failed", "last_error"],
+                "properties": {"sent": {"type": "integer", "minimum": 0}, "failed": {"type": "integer", "minimum": 0},
+                               "last_error": _NULLABLE_STR},
+            },
             "partitions": {
                 "type": "object",
                 "description": "per source (Kafka topic/partition): lag, when it last delivered events, health",

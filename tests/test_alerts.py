@@ -242,3 +242,23 @@ def test_a_pipeline_alerts_on_its_planted_causes(tmp_path, receiver, runner_name
               if b["state"] == "firing"]
     assert len(firing) == len(set(firing)), "an explanation was announced twice"
     assert "alerts" in final and final["alerts"]["failed"] == 0
+
+
+def test_alert_deliveries_show_in_the_api_and_metrics(tmp_path):
+    from connectors.sinks import SqliteSink
+    from macrobase.api import StoreSource, create_app
+
+    path = tmp_path / "r.db"
+    with SqliteSink(path) as sink:
+        sink.write({"pipeline": "p", "emitted_at": "2026-01-01T00:00:00Z", "total": 1, "outliers": 0,
+                    "explanations": [], "alerts": {"sent": 3, "failed": 2, "last_error": "alert to x: refused"}})
+        sink.write({"pipeline": "q", "emitted_at": "2026-01-01T00:00:00Z", "total": 1, "outliers": 0,
+                    "explanations": []})
+    client = create_app(StoreSource(path)).test_client()
+    rows = {r["name"]: r for r in client.get("/api/v1/pipelines").get_json()["pipelines"]}
+    assert rows["p"]["alerts"] == {"sent": 3, "failed": 2, "last_error": "alert to x: refused"}
+    assert rows["q"]["alerts"] is None
+    metrics = client.get("/metrics").get_data(as_text=True).splitlines()
+    assert 'macrobase_alerts_sent_total{pipeline="p"} 3' in metrics
+    assert 'macrobase_alerts_failed_total{pipeline="p"} 2' in metrics
+    assert not any(line.startswith("macrobase_alerts_sent_total{pipeline=\"q\"") for line in metrics)
