@@ -9,13 +9,15 @@
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from explain.encoding import EncodedAttributes
 from explain.itemsets import count_frequent_itemsets, count_outlier_itemsets
 from explain.metrics import ratio_function
 from explain.result import Explanation, explanations_from, value_item_key
-from explain.rules import MODES, apply_rules
+from explain.rules import MODES, Found, apply_rules
 
 
 class BatchExplainer:
@@ -57,6 +59,8 @@ class BatchExplainer:
             item_key=value_item_key(encoded.values), max_p_value=self.max_p_value,
             tested=None if self.max_p_value is None else count_outlier_itemsets(encoded, is_outlier, self.max_order),
         )
+        if self.mode == "refined":
+            found = merge_same_rows(found, encoded, value_item_key(encoded.values))
         return explanations_from(found, encoded.names, encoded.values, counts.outliers, self.ratio_metric)
 
     def validate(self):
@@ -78,3 +82,49 @@ def check_explainer_params(min_support: float, min_ratio: float, max_order: int,
         raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
     if max_p_value is not None and not 0 < max_p_value <= 1:
         raise ValueError(f"max_p_value: expected a number in (0, 1] or none, got {max_p_value!r}")
+
+
+def merge_same_rows(found: list[Found], encoded: EncodedAttributes, item_key) -> list[Found]:
+    """Exact in batch: explanations whose rows are the same, checked on the codes, become one.
+
+    The counting rule of :func:`explain.rules.apply_rules` sees that two itemsets share
+    their rows only through a smaller itemset; two of ``max_order`` items each (say
+    ``carrier=9E, dest=DFW, hour=18`` and ``origin=JFK, dest=DFW, hour=18``) need the rows
+    themselves. Only explanations of equal (outliers, rows) are compared. The one kept has
+    the fewest items (ties: ``item_key`` order); the others' items join its ``implies``.
+    """
+    groups: dict[tuple[float, float], list[int]] = {}
+    for i, f in enumerate(found):
+        groups.setdefault((f.outliers, f.rows), []).append(i)
+    replaced: dict[int, Found] = {}
+    dropped: set[int] = set()
+    order = lambda f: (len(f.itemset), tuple(item_key(i) for i in f.itemset))
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        masks = {i: _rows_of(encoded, found[i].itemset) for i in members}
+        left = sorted(members, key=lambda i: order(found[i]))
+        while left:
+            best, rest = left[0], left[1:]
+            same = [j for j in rest if np.array_equal(masks[best], masks[j])]
+            left = [j for j in rest if j not in same]
+            if not same:
+                continue
+            keep = found[best]
+            attrs = {a for a, _ in keep.itemset} | {a for a, _ in keep.implies}
+            implied = list(keep.implies)
+            extra = {item for j in same for item in (*found[j].itemset, *found[j].implies)}
+            for item in sorted(extra, key=item_key):
+                if item[0] not in attrs:
+                    attrs.add(item[0])
+                    implied.append(item)
+            replaced[best] = dataclasses.replace(keep, implies=tuple(sorted(implied, key=item_key)))
+            dropped.update(same)
+    return [replaced.get(i, f) for i, f in enumerate(found) if i not in dropped]
+
+
+def _rows_of(encoded: EncodedAttributes, itemset) -> np.ndarray:
+    mask = np.ones(encoded.n_rows, dtype=bool)
+    for attribute, code in itemset:
+        mask &= encoded.codes[attribute] == code
+    return mask

@@ -103,6 +103,7 @@ def reference_explain(df, attributes, outlier_col="outlier", *, min_support=0.01
     else:
         frequent = [s for s in counts if len(s) <= max_order and support(s) >= min_support]
         chosen = one_per_row_set({absorb(s) for s in minimal}, counts, frequent, N, max_order, item_key)
+        chosen = merge_identical_rows(df, chosen, item_key)
     rows = []
     for s, implied in chosen.items():
         o, n = counts[s]
@@ -154,4 +155,25 @@ def one_per_row_set(chosen, counts, frequent, N, max_order, item_key):
         seen |= group
         kept = min(group, key=lambda s: (len(s), tuple(sorted(item_key(i) for i in s))))
         out[kept] = frozenset().union(*group) - kept
+    return out
+
+
+def merge_identical_rows(df, chosen, item_key):
+    """Batch is exact: explanations selecting the very same rows of ``df`` are one; the one
+    with the fewest items (then attribute position, then value) stays, with every other
+    item of the merged ones in implies (one value per attribute: the rows have only one)."""
+    def rows(s):
+        mask = pd.Series(True, index=df.index)
+        for a, v in s:
+            mask &= df[a] == v
+        return frozenset(df.index[mask])
+
+    classes = {}
+    for s, implied in chosen.items():
+        classes.setdefault(rows(s), []).append((s, implied))
+    out = {}
+    for members in classes.values():
+        kept, implied = min(members, key=lambda m: (len(m[0]), tuple(sorted(item_key(i) for i in m[0]))))
+        extra = set(implied).union(*(set(s) | set(i) for s, i in members)) - set(kept)
+        out[kept] = frozenset(extra)
     return out
