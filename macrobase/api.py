@@ -429,23 +429,20 @@ def _blueprint(source: StoreSource, auth: AuthPolicy, max_body_bytes: int,
                 break
         return _json({**document, "explanations": kept})
 
-    @bp.get(f"{API_PREFIX}/pipelines/<name>/history")
-    def history(name: str) -> Response:
+    def since_and_limit(maximum: int) -> tuple[str | None, int]:
         args = _Args(("since", "limit"))
         since = args.text("since")
-        if since is not None:
-            since = _since(since)
-        limit = args.integer("limit", 100, 1, MAX_HISTORY_LIMIT)
+        return (None if since is None else _since(since)), args.integer("limit", 100, 1, maximum)
+
+    @bp.get(f"{API_PREFIX}/pipelines/<name>/history")
+    def history(name: str) -> Response:
+        since, limit = since_and_limit(MAX_HISTORY_LIMIT)
         store = known(name)
         return _json({"pipeline": name, "snapshots": store.history(name, since=since, limit=limit)})
 
     @bp.get(f"{API_PREFIX}/pipelines/<name>/events")
     def events(name: str) -> Response:
-        args = _Args(("since", "limit"))
-        since = args.text("since")
-        if since is not None:
-            since = _since(since)
-        limit = args.integer("limit", 100, 1, MAX_EVENTS_LIMIT)
+        since, limit = since_and_limit(MAX_EVENTS_LIMIT)
         store = known(name)
         return _json({"pipeline": name, "events": store.transitions(name, since=since, limit=limit)})
 

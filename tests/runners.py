@@ -35,6 +35,19 @@ def runner_config(name: str, request) -> dict:
     return config
 
 
+def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
+    """Poll ``condition()`` until it is truthy (returned); fail the test after ``timeout``."""
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out waiting for {what}")
+
+
 class Running:
     """A pipeline run in a background thread (see :func:`running`)."""
 

@@ -16,6 +16,7 @@ from typing import Iterator
 import pytest
 
 from macrobase.alerts import Alerter, AlertRule
+from tests.runners import wait_for
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
@@ -28,16 +29,6 @@ def explanation(attributes: dict, status: str, ratio: float = 10.0, p: float = 1
                 first_seen: str = "2026-01-01T00:00:00Z") -> dict:
     return {"attributes": attributes, "risk_ratio": ratio, "support": 0.4, "p_value": p,
             "status": status, "first_seen": first_seen}
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 # ----------------------------------------------------------------------------- rules

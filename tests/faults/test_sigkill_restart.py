@@ -22,22 +22,12 @@ import yaml
 from connectors.kafka_client import open_partition_reader
 from macrobase.store import ResultStore
 from macrobase.synthetic import planted_table, to_json_lines
-from tests.runners import runner_config
+from tests.runners import runner_config, wait_for
 from tests.topics import produce_to_every_partition
 
 ATTRS = ["region", "firmware", "device_model", "carrier"]
 PARTITIONS = 3
 SEED = 20261202
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 class Pipeline:
