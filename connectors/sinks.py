@@ -60,6 +60,7 @@ __all__ = [
     "canonical_attributes",
     "describe_attributes",
     "iso_utc",
+    "parse_iso",
     "PIPELINE_STATES",
     "STATUS_FIELDS",
 ]
@@ -101,6 +102,21 @@ def iso_utc(value: Any = None) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: Any) -> datetime | None:
+    """ISO-8601 text (``...Z`` accepted) as an aware UTC datetime; None for None/garbage.
+
+    >>> parse_iso("2026-01-01T00:00:00Z").isoformat(), parse_iso("soon")
+    ('2026-01-01T00:00:00+00:00', None)
+    """
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def canonical_attributes(attributes: Mapping[str, Any]) -> str:

@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from connectors.sinks import RATIO_METRICS, canonical_attributes
+from connectors.sinks import parse_iso as parse_time
 from explain.result import describe
 
 __all__ = [
@@ -44,17 +45,6 @@ FONT = "Inter, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-
 
 
 # --------------------------------------------------------------------------- small formatting helpers
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """ISO-8601 text (``...Z`` accepted) as an aware UTC datetime; None for None/garbage."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _number(value: Any) -> float | None:

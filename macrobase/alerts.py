@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from connectors.sinks import canonical_attributes, describe_attributes, iso_utc
+from connectors.sinks import canonical_attributes, describe_attributes, iso_utc, parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class AlertRule:
         if self.max_p_value is not None and not (p is not None and p <= self.max_p_value):
             return False
         if self.for_s > 0:
-            since = _parse(explanation.get("first_seen"))
+            since = parse_iso(explanation.get("first_seen"))
             return since is not None and (now - since).total_seconds() >= self.for_s
         return True
 
@@ -114,7 +114,7 @@ class Alerter:
     def observe(self, document: Mapping[str, Any]) -> list[tuple[AlertRule, Notification]]:
         """Queue the notifications ``document`` calls for (also returned)."""
         now_text = iso_utc(document.get("emitted_at"))
-        now = _parse(now_text) or datetime.now(timezone.utc)
+        now = parse_iso(now_text) or datetime.now(timezone.utc)
         lifecycle = any("status" in e for e in document.get("explanations") or ())
         out: list[tuple[AlertRule, Notification]] = []
         present: set[str] = set()
@@ -260,13 +260,6 @@ def _label_name(name: str) -> str:
     clean = re.sub(r"[^a-zA-Z0-9_]", "_", name)
     clean = clean if re.match(r"[a-zA-Z_]", clean) else "_" + clean
     return clean if clean not in ("alertname", "pipeline", "explanation") else "attr_" + clean
-
-
-def _parse(text: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(text)) if text else None
-    except ValueError:
-        return None
 
 
 def rules_from_config(alerts: Sequence[Any]) -> list[AlertRule]:

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
-from connectors.sinks import BUSY_TIMEOUT_MS, STATUS_FIELDS, canonical_attributes, iso_utc
+from connectors.sinks import BUSY_TIMEOUT_MS, STATUS_FIELDS, canonical_attributes, iso_utc, parse_iso
 
 __all__ = ["ResultStore", "SeriesPoint"]
 
@@ -238,10 +238,10 @@ class ResultStore:
     def _judged(self, row: dict) -> dict:
         if row["state"] not in ("running", "degraded"):
             return row
-        try:
-            age = (datetime.now(timezone.utc) - datetime.fromisoformat(row["updated_at"])).total_seconds()
-        except (TypeError, ValueError):
+        updated = parse_iso(row["updated_at"])
+        if updated is None:
             return row
+        age = (datetime.now(timezone.utc) - updated).total_seconds()
         if age <= self.stale_after_s:
             return row
         silent = f"no status from the pipeline for {age:.0f} s: it or its result store is stuck"
