@@ -59,6 +59,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "canonical_attributes",
     "describe_attributes",
+    "explanation_ratio",
     "iso_utc",
     "parse_iso",
     "PIPELINE_STATES",
@@ -66,6 +67,21 @@ __all__ = [
 ]
 
 RATIO_METRICS = ("risk_ratio", "global_ratio", "prevalence_ratio")
+
+
+def explanation_ratio(explanation: Mapping[str, Any]) -> float | None:
+    """The ratio of a result document's explanation, whichever metric it carries ("inf" text included).
+
+    >>> explanation_ratio({"attributes": {}, "global_ratio": "inf"}), explanation_ratio({})
+    (inf, None)
+    """
+    for metric in RATIO_METRICS:
+        if metric in explanation:
+            try:
+                return float(explanation[metric])
+            except (TypeError, ValueError):
+                return None
+    return None
 SCHEMA_VERSION = 1
 RAW_LIMIT = 64 * 1024  # bytes of a dead letter's raw message kept; larger ones are cut
 BUSY_TIMEOUT_MS = 10_000

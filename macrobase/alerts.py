@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from connectors.sinks import canonical_attributes, describe_attributes, iso_utc, parse_iso
+from connectors.sinks import canonical_attributes, describe_attributes, explanation_ratio, iso_utc, parse_iso
 
 log = logging.getLogger(__name__)
 
 ALERTMANAGER_RESEND_S = 60.0
 QUEUE_LIMIT = 1000
-RATIO_KEYS = ("risk_ratio", "global_ratio", "prevalence_ratio")
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class AlertRule:
         return self.pipelines is None or pipeline in self.pipelines
 
     def passes(self, explanation: Mapping[str, Any], now: datetime) -> bool:
-        ratio = _ratio(explanation)
+        ratio = explanation_ratio(explanation)
         if self.min_ratio is not None and not (ratio is not None and ratio >= self.min_ratio):
             return False
         p = explanation.get("p_value")
@@ -237,7 +236,7 @@ def request_for(rule: AlertRule, n: Notification) -> tuple[str, Any]:
 
 def _numbers(e: Mapping[str, Any]) -> str:
     parts = []
-    ratio = _ratio(e)
+    ratio = explanation_ratio(e)
     if ratio is not None:
         parts.append(f"{ratio:.3g}x")
     if e.get("support") is not None:
@@ -245,14 +244,6 @@ def _numbers(e: Mapping[str, Any]) -> str:
     if e.get("p_value") is not None:
         parts.append(f"p={float(e['p_value']):.2g}")
     return (": " + ", ".join(parts)) if parts else ""
-
-
-def _ratio(e: Mapping[str, Any]) -> float | None:
-    for key in RATIO_KEYS:
-        value = e.get(key)
-        if value is not None:
-            return float(value)  # "inf" text from strict JSON parses as inf
-    return None
 
 
 def _label_name(name: str) -> str:

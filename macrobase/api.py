@@ -55,7 +55,7 @@ from typing import Any, Callable, Iterable, Mapping
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from connectors.sinks import RATIO_METRICS, describe_attributes, strict_json
+from connectors.sinks import RATIO_METRICS, describe_attributes, explanation_ratio, strict_json
 from macrobase.store import ResultStore
 
 __all__ = [
@@ -360,16 +360,6 @@ def _since(text: str) -> datetime | None:
     return None if moment.year < 1000 else moment
 
 
-def _ratio_value(explanation: Mapping[str, Any]) -> float | None:
-    for metric in RATIO_METRICS:
-        if metric in explanation:
-            try:
-                return float(explanation[metric])  # "inf" included
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
 # --------------------------------------------------------------------------- the blueprint
 
 
@@ -419,7 +409,7 @@ def _blueprint(source: StoreSource, auth: AuthPolicy, max_body_bytes: int,
         for item in document.get("explanations") or ():
             if min_support is not None and not (item.get("support") or 0.0) >= min_support:
                 continue
-            ratio = _ratio_value(item)
+            ratio = explanation_ratio(item)
             if min_ratio is not None and not (ratio is not None and ratio >= min_ratio):
                 continue
             if max_order is not None and len(item.get("attributes") or {}) > max_order:
@@ -619,7 +609,7 @@ def _epoch(iso: str | None) -> float | None:
 _EXPLANATION_METRICS = (
     # name, help, value of one explanation
     ("macrobase_explanation_ratio", "Ratio of the explanation in the latest result (the pipeline's ratio metric).",
-     _ratio_value),
+     explanation_ratio),
     ("macrobase_explanation_support", "Share of the outliers the explanation covers, latest result.",
      lambda item: item.get("support")),
     ("macrobase_explanation_outliers", "Outliers matching the explanation, latest result (decayed count).",
