@@ -4,6 +4,7 @@ Values are first mapped through a per-attribute lookup table ``lut`` to their in
 among the attribute's *frequent* values (0..f-1), every other value (infrequent or
 missing) to ``f``. A combination of attributes is then a mixed-radix key, so tables
 scale with the surviving values and never with the product of raw cardinalities.
+The kernels release the GIL: chunks of rows are counted on several threads at once.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from numba import njit
 DENSE_CELL_LIMIT = 1 << 22
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _joint_counts(cols, luts, mults, counts):
     """counts[key(row)] += 1 over all rows; key over every attribute (f = other)."""
     n_rows = cols[0].shape[0]
@@ -29,7 +30,7 @@ def _joint_counts(cols, luts, mults, counts):
         counts[key] += 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _frequent_key(cols, luts, mults, r):
     """Mixed-radix key of row ``r``, or -1 if one of its values is missing or infrequent."""
     key = 0
@@ -44,7 +45,7 @@ def _frequent_key(cols, luts, mults, r):
     return key
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _tally_dense(cols, luts, mults, slot, counts):
     """counts[slot[key(row)]] += 1 for rows whose values are all frequent and whose key is kept."""
     for r in range(cols[0].shape[0]):
@@ -55,7 +56,7 @@ def _tally_dense(cols, luts, mults, slot, counts):
                 counts[s] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _tally_sorted(cols, luts, mults, keys, counts):
     """Like `_tally_dense` but finds each key in the sorted kept ``keys``."""
     n_keys = keys.shape[0]

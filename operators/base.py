@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from operators import _kernels as K
+
+if TYPE_CHECKING:
+    from operators.selection import Passes
 
 TAILS = {"high": K.TAIL_HIGH, "low": K.TAIL_LOW, "both": K.TAIL_BOTH}
 
@@ -198,20 +201,46 @@ class UnivariateScorer(Classifier):
     def _center_scale(self, x: np.ndarray) -> tuple[float, float]:  # pragma: no cover
         raise NotImplementedError
 
+    def _center_scale_passes(self, passes: "Passes", n: int) -> tuple[float, float]:
+        raise OperatorError(f"{type(self).__name__}: cannot be fitted by passes over the data; "
+                            "fit it on the values in memory")
+
     def fit(self, X: Any) -> "UnivariateScorer":
         tail, (kind, value) = self._validate()
         x = as_1d(type(self).__name__, X)
         center, scale = self._center_scale(x)
+        s = K.signed_scores(x, center, scale) if kind == "percentile" else None
+        return self._set_fit(center, scale, tail, kind, value, lambda q, signed: float(np.percentile(
+            s if signed else np.abs(s), q)))
+
+    def fit_passes(self, passes: "Passes", n: int) -> "UnivariateScorer":
+        """Fit exactly as ``fit`` on all ``n`` values would, reading them through ``passes()``
+        (a callable returning a fresh iterable of arrays each time: data bigger than memory).
+
+        Only classifiers whose centre and scale are order statistics (MAD) implement
+        ``_center_scale_passes``; the cut-off percentile is found by selection too.
+        """
+        from operators.selection import percentile_of_passes
+
+        tail, (kind, value) = self._validate()
+        center, scale = self._center_scale_passes(passes, n)
+
+        def percentile(q: float, signed: bool) -> float:
+            scores = lambda: (K.signed_scores(as_1d(type(self).__name__, x), center, scale) for x in passes())
+            return percentile_of_passes(scores if signed else lambda: map(np.abs, scores()), n, q)
+
+        return self._set_fit(center, scale, tail, kind, value, percentile)
+
+    def _set_fit(self, center: float, scale: float, tail: int, kind: str, value: float,
+                 percentile) -> "UnivariateScorer":
         if kind == "score":
             threshold = -value if tail == K.TAIL_LOW else value
+        elif tail == K.TAIL_HIGH:
+            threshold = percentile(value, True)
+        elif tail == K.TAIL_LOW:
+            threshold = percentile(100.0 - value, True)
         else:
-            s = K.signed_scores(x, center, scale)
-            if tail == K.TAIL_HIGH:
-                threshold = float(np.percentile(s, value))
-            elif tail == K.TAIL_LOW:
-                threshold = float(np.percentile(s, 100.0 - value))
-            else:
-                threshold = float(np.percentile(np.abs(s), value))
+            threshold = percentile(value, False)
         self._center_ = float(center)
         self.scale_ = float(scale)
         self.threshold_ = threshold

@@ -74,5 +74,18 @@ class MAD(UnivariateScorer):
             return med, MAD_NORMAL * mad
         return med, MEANAD_NORMAL * float(dev.mean())
 
+    def _center_scale_passes(self, passes, n: int) -> tuple[float, float]:
+        from operators.selection import median_of_passes
+
+        med = median_of_passes(passes, n)
+        deviations = lambda: (K.abs_deviations(np.ascontiguousarray(x, dtype=np.float64), med) for x in passes())
+        mad = median_of_passes(deviations, n)
+        self.median_ = med
+        self.mad_ = mad
+        if mad > 0.0:
+            return med, MAD_NORMAL * mad
+        # The fallback mean is summed per pass chunk: equal to dev.mean() up to rounding.
+        return med, MEANAD_NORMAL * float(sum(float(d.sum()) for d in deviations()) / n)
+
     def fit(self, X: Any) -> "MAD":
         return super().fit(X)

@@ -45,6 +45,16 @@ class Percentile(Classifier):
         self.n_features_in_ = 1
         return self
 
+    def fit_passes(self, passes, n: int) -> "Percentile":
+        """Fit exactly as ``fit`` on all ``n`` values would, reading them through ``passes()``
+        (a callable returning a fresh iterable of arrays each time), by exact selection."""
+        from operators.selection import percentiles_of_passes
+
+        p, _ = self._validate()
+        self.low_, self.high_ = percentiles_of_passes(passes, n, [100.0 - p, p])
+        self.n_features_in_ = 1
+        return self
+
     def score(self, X: Any) -> np.ndarray:
         """The values themselves (float64)."""
         self._check_fitted()

@@ -50,6 +50,13 @@ class Predicate(Classifier):
         self.n_features_in_ = 1
         return self
 
+    def fit_passes(self, passes, n: int) -> "Predicate":
+        """A fixed rule learns nothing: the same as ``fit``, without reading the data."""
+        _, value = self._validate()
+        self.threshold_ = value
+        self.n_features_in_ = 1
+        return self
+
     def predict(self, X: Any) -> np.ndarray:
         self._check_fitted()
         op, _ = self._validate()
