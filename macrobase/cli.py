@@ -26,8 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="macrobase", description="Explain anomalies in event streams and files.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    e = sub.add_parser("explain", help="one batch DIFF over a CSV / JSON-lines / Parquet file")
-    e.add_argument("file")
+    e = sub.add_parser("explain", help="one batch DIFF over a CSV / JSON-lines / Parquet file or a database query")
+    e.add_argument("source", help="a CSV / JSON-lines / Parquet file, or a database URL "
+                                  "(postgresql://user:password@host:port/db, sqlite:///path.db, duckdb:///path.duckdb)")
+    sql = e.add_mutually_exclusive_group()
+    sql.add_argument("--query", metavar="SQL", help="for a database URL: the query whose rows to explain")
+    sql.add_argument("--table", metavar="NAME", help="for a database URL: the table whose rows to explain")
     e.add_argument("--metric", required=True, type=_csv_list,
                    help="metric column (several, comma-separated, for --classifier mcd)")
     e.add_argument("--attributes", required=True, type=_csv_list, help="comma-separated attribute columns")
@@ -64,7 +68,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from connectors.files import read_file
     from macrobase.diff import DiffRequest, prepare, run_diff
     from macrobase.render import format_table
 
@@ -77,7 +80,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                        max_p_value=args.max_p_value),
     )
     prepare(req)  # bad options fail before reading a big file
-    data = read_file(args.file, req.metrics, req.attributes)
+    data = _read_source(args, req.metrics, req.attributes)
     doc = run_diff(data.table, req, dropped=data.dropped)
     if args.format == "json":
         json.dump(doc, sys.stdout, allow_nan=False)
@@ -85,6 +88,22 @@ def cmd_explain(args: argparse.Namespace) -> int:
     else:
         print(format_table(doc, args.ratio_metric))
     return 0
+
+
+def _read_source(args: argparse.Namespace, metrics, attributes):
+    """The rows of ``args.source``: a file, or a database URL with --query or --table."""
+    from connectors.sql import looks_like_url  # the drivers themselves load only for a URL
+
+    if looks_like_url(args.source):  # an unsupported scheme too: read_sql names the supported ones
+        if args.query is None and args.table is None:
+            raise UsageError(f"{args.source.split('://')[0]}:// source: give --query SQL or --table NAME")
+        from connectors.sql import read_sql
+        return read_sql(args.source, metrics, attributes, query=args.query, table=args.table)
+    if args.query is not None or args.table is not None:
+        raise UsageError(f"--{'query' if args.query is not None else 'table'} applies to a database URL, "
+                         f"not to the file {args.source}")
+    from connectors.files import read_file
+    return read_file(args.source, metrics, attributes)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -51,6 +51,7 @@ __all__ = [
     "PipelineConfig",
     "KafkaSourceConfig",
     "FileSourceConfig",
+    "SqlSourceConfig",
     "GeneratorSourceConfig",
     "SchemaConfig",
     "ClassifierConfig",
@@ -150,6 +151,39 @@ class FileSourceConfig(_Model):
     rate: float | None = Field(None, gt=0, description="events per second > 0, or null for as fast as possible")
 
 
+class SqlSourceConfig(_Model):
+    """Replay a bounded database query or table (connectors/sql.py): exactly one of query, table.
+
+    A restarted reader runs the query again and skips the rows already covered, so give a
+    query a deterministic order (ORDER BY).
+    """
+
+    type: Literal["sql"]
+    url: str = Field(description="a database URL: postgresql://user:password@host:port/db, "
+                                 "sqlite:///path.db or duckdb:///path.duckdb")
+    query: str | None = Field(None, min_length=1, description="a non-empty SQL query")
+    table: str | None = Field(None, min_length=1, description="a non-empty table name")
+    rate: float | None = Field(None, gt=0, description="events per second > 0, or null for as fast as possible")
+
+    @field_validator("url")
+    @classmethod
+    def _supported_url(cls, value: str) -> str:
+        from connectors.sql import is_database_url, mask_url  # light: the drivers load on use
+
+        if not is_database_url(value):
+            raise _problem("expected a database URL: postgresql://user:password@host:port/db, "
+                           f"sqlite:///path.db or duckdb:///path.duckdb, got {_show(mask_url(value))}")
+        return value
+
+    @model_validator(mode="after")
+    def _query_or_table(self) -> "SqlSourceConfig":
+        if self.query is not None and self.table is not None:
+            raise _problem("give either query or table, not both", "table")
+        if self.query is None and self.table is None:
+            raise _problem("required key missing: give query (SQL) or table (a name)", "query")
+        return self
+
+
 class GeneratorSourceConfig(_Model):
     """Synthetic telemetry with planted anomalies (the demo)."""
 
@@ -160,7 +194,7 @@ class GeneratorSourceConfig(_Model):
 
 
 SourceConfig = Annotated[
-    Union[KafkaSourceConfig, FileSourceConfig, GeneratorSourceConfig], Field(discriminator="type")
+    Union[KafkaSourceConfig, FileSourceConfig, GeneratorSourceConfig, SqlSourceConfig], Field(discriminator="type")
 ]
 
 

@@ -33,7 +33,8 @@ from connectors.beam_source import StopCondition
 from connectors.chunks import EventSchema, FileSpec, PartitionFailed, kafka_specs
 from connectors.kafka_client import BrokerUnavailable, list_partitions, open_partition_reader
 from macrobase.config import (Config, FileSourceConfig, GeneratorSourceConfig, JsonlSinkConfig,
-                              KafkaSourceConfig, PipelineConfig, RunnerConfig, SqliteSinkConfig)
+                              KafkaSourceConfig, PipelineConfig, RunnerConfig, SqliteSinkConfig,
+                              SqlSourceConfig)
 from macrobase.generator import GeneratorSpec
 from macrobase.pipeline import build, runner_and_options
 from macrobase.alerts import rules_from_config
@@ -65,6 +66,10 @@ def source_specs(cfg: PipelineConfig, partitions: list[int] | None = None) -> tu
         return [FileSpec(src.path, schema, rate=src.rate)], False
     if isinstance(src, GeneratorSourceConfig):
         return [GeneratorSpec(src.rate, src.seed, src.scenario, schema)], False
+    if isinstance(src, SqlSourceConfig):
+        from connectors.sql import SqlSpec  # imported here: only SQL pipelines need it
+
+        return [SqlSpec(src.url, schema, query=src.query, table=src.table, rate=src.rate)], False
     assert isinstance(src, KafkaSourceConfig)
     if partitions is None:
         partitions = _partitions(src)
