@@ -30,7 +30,7 @@ DESIGN_EXAMPLE = """\
 pipelines:
   - name: telemetry                      # [a-z0-9_-]+, unique
     source:
-      type: kafka                        # kafka | file | generator
+      type: kafka                        # kafka | file | generator | sql
       bootstrap_servers: [127.0.0.1:9092]
       topic: telemetry
       format: json                       # one JSON object per message
@@ -275,11 +275,11 @@ CASES = [
     ("ratio metric typo", lambda d: pipe(d).update(explainer={"ratio_metric": "riskratio"}),
      "pipelines[0].explainer.ratio_metric", ["got 'riskratio'; did you mean risk_ratio?"]),
     ("source type typo", lambda d: pipe(d).update(source={"type": "kafak"}),
-     "pipelines[0].source.type", ["expected one of kafka, file, generator, got 'kafak'; did you mean kafka?"]),
+     "pipelines[0].source.type", ["expected one of kafka, file, generator, sql, got 'kafak'; did you mean kafka?"]),
     ("source type missing", lambda d: pipe(d).update(source={"path": "x"}),
-     "pipelines[0].source.type", ["required key missing; expected one of kafka, file, generator"]),
+     "pipelines[0].source.type", ["required key missing; expected one of kafka, file, generator, sql"]),
     ("source not mapping", lambda d: pipe(d).update(source="kafka"),
-     "pipelines[0].source", ["expected a mapping with type: kafka | file | generator, got 'kafka'"]),
+     "pipelines[0].source", ["expected a mapping with type: kafka | file | generator | sql, got 'kafka'"]),
     ("source missing", lambda d: pipe(d).pop("source"),
      "pipelines[0].source", ["required key missing"]),
     ("kafka topic missing", lambda d: pipe(d).update(source={"type": "kafka", "bootstrap_servers": ["h:1"]}),
