@@ -45,6 +45,7 @@ from connectors.decode import OK, python_column, metric_to_float64
 __all__ = [
     "FileData",
     "FileBatch",
+    "FileInput",
     "FileReadError",
     "MissingColumnError",
     "read_file",
@@ -159,6 +160,44 @@ def iter_file_batches(
         batches = table.combine_chunks().to_batches()
         batch = batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
         yield FileBatch(batch=batch, dropped=dropped)
+
+
+class FileInput:
+    """A file read pass after pass, for readers bigger than memory: every call to
+    :meth:`batches` reads the file again from the start, in batches of ``batch_rows``.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "d.csv")
+        >>> _ = open(p, "w").write("m,a\\n1,x\\n2,y\\nbad,z\\n")
+        >>> src = FileInput(p, ["m"], ["a"], batch_rows=2)
+        >>> [b.batch.num_rows for b in src.batches()], [b.batch.column_names for b in src.batches(["m"])][0]
+        ([2, 0], ['m'])
+    """
+
+    def __init__(self, path: str | os.PathLike, metrics: Sequence[str], attributes: Sequence[str],
+                 batch_rows: int = 1 << 20) -> None:
+        self.path, self.metrics, self.attributes, self.batch_rows = os.fspath(path), list(metrics), list(attributes), batch_rows
+        file_format(self.path)  # an unknown file type fails here, before any pass
+
+    def batches(self, columns: Sequence[str] | None = None) -> Iterator[FileBatch]:
+        """One pass; ``columns`` (metrics only, say) limits what is read. Rows with a bad
+        metric are dropped in every pass alike, so all passes see the same rows."""
+        attributes = self.attributes if columns is None else [c for c in columns if c not in self.metrics]
+        return iter_file_batches(self.path, self.metrics, attributes, batch_rows=self.batch_rows)
+
+    def decoded_bytes(self) -> int:
+        """About how much memory the wanted columns take once read whole (Parquet: from
+        its metadata; text files: their size, five times a compressed one's)."""
+        fmt = file_format(self.path)
+        size = os.path.getsize(self.path)
+        if fmt != "parquet":
+            return size * (5 if _codec(self.path) else 1)
+        meta = pq.ParquetFile(self.path).metadata
+        wanted = set(_wanted(self.metrics, self.attributes, None))
+        return sum(rg.column(i).total_uncompressed_size for r in range(meta.num_row_groups)
+                   for rg in [meta.row_group(r)] for i in range(rg.num_columns)
+                   if rg.column(i).path_in_schema in wanted)
 
 
 # ------------------------------------------------------------------------ internals
@@ -343,7 +382,9 @@ def _json_chunk(lines: list[bytes], wanted: list[str]) -> tuple[pa.Table, set[st
 
 def _parquet_batches(path: str, wanted: list[str], batch_rows: int):
     try:
-        pf = pq.ParquetFile(path)
+        # No pre-buffering: it reads ahead whole column chunks, so a pass over a big file
+        # in batches would hold far more than a batch (and it is no faster on local files).
+        pf = pq.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as e:
         raise FileReadError(f"{path}: cannot read as parquet: {_one_line(e)}") from None
     names = pf.schema_arrow.names

@@ -462,8 +462,11 @@ class SqlInput:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def batches(self) -> Iterator[FileBatch]:
-        """The result's batches, normalised; the first call runs the query (errors raise here)."""
+    def batches(self, columns: Sequence[str] | None = None) -> Iterator[FileBatch]:
+        """The result's batches, normalised; the first call runs the query (errors raise here).
+
+        ``columns`` is accepted for the multi-pass readers' protocol (``FileInput``) and
+        ignored: replays memory-map the spool, so unread columns cost nothing."""
         if self._closed:
             raise ValueError("SqlInput is closed")
         if self._spool is None:

@@ -98,3 +98,13 @@ def multipliers(dims) -> np.ndarray:
     for i in range(len(dims) - 2, -1, -1):
         mults[i] = mults[i + 1] * dims[i + 1]
     return mults
+
+
+@njit(cache=True, nogil=True)
+def remap_codes(local, lut):
+    """lut[code] per row, -1 (missing) kept: one batch's codes into a shared code space."""
+    out = np.empty(local.shape[0], dtype=np.int32)
+    for i in range(local.shape[0]):
+        c = local[i]
+        out[i] = lut[c] if c >= 0 else -1
+    return out

@@ -28,6 +28,7 @@ class BatchExplainer:
 
     ``max_p_value`` (None: off) keeps only explanations whose Benjamini–Hochberg adjusted
     Fisher p-value, over every itemset that occurs among the outliers, is at most this.
+    Learned by ``explain``: ``outliers_`` and ``total_``, the rows counted.
     """
 
     def __init__(
@@ -82,6 +83,7 @@ class BatchExplainer:
                 counter.add(partial)
             counter.end_pass([len(v) for v in values])
         counts = counter.result()
+        self.outliers_, self.total_ = counts.outliers, counts.total
         item_key = value_item_key(values)
         found = apply_rules(
             counts.counts, counts.outliers, counts.total,

@@ -22,6 +22,16 @@ def _csv_list(text: str) -> list[str]:
     return items
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="macrobase", description="Explain anomalies in event streams and files.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -50,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--max-p-value", type=float, default=None, metavar="Q",
                    help="keep explanations whose Benjamini-Hochberg adjusted p-value is at most Q (default: off)")
     e.add_argument("--format", default="table", choices=["table", "json"])
+    e.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="threads that read, encode and count (default: every core); same answer for any N")
+    e.add_argument("--read", default="auto", choices=["auto", "whole", "stream"],
+                   help="whole: into memory; stream: in batches, pass after pass, in bounded memory; "
+                        "auto (default): stream a database result, or a file that would take more than "
+                        "a quarter of the memory")
 
     r = sub.add_parser("run", help="run the configured pipelines (no web server)")
     r.add_argument("config")
@@ -68,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from macrobase.diff import DiffRequest, prepare, run_diff
+    from macrobase.diff import DiffRequest, prepare
     from macrobase.render import format_table
 
     req = DiffRequest(
@@ -80,8 +96,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
                        max_p_value=args.max_p_value),
     )
     prepare(req)  # bad options fail before reading a big file
-    data = _read_source(args, req.metrics, req.attributes)
-    doc = run_diff(data.table, req, dropped=data.dropped)
+    if args.threads:
+        import pyarrow
+        pyarrow.set_cpu_count(args.threads)  # Arrow's decoding threads too: --threads 1 is one core
+    doc = _explain_source(args, req)
     if args.format == "json":
         json.dump(doc, sys.stdout, allow_nan=False)
         sys.stdout.write("\n")
@@ -90,20 +108,38 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_source(args: argparse.Namespace, metrics, attributes):
-    """The rows of ``args.source``: a file, or a database URL with --query or --table."""
+def _explain_source(args: argparse.Namespace, req) -> dict:
+    """The result document for ``args.source``: a file, or a database URL with --query or
+    --table; read whole or pass after pass (``--read``), the answer is the same."""
     from connectors.sql import looks_like_url  # the drivers themselves load only for a URL
+    from macrobase.diff import CHUNK_ROWS, run_diff, run_diff_passes
 
-    if looks_like_url(args.source):  # an unsupported scheme too: read_sql names the supported ones
+    if looks_like_url(args.source):  # an unsupported scheme too: SqlInput names the supported ones
         if args.query is None and args.table is None:
             raise UsageError(f"{args.source.split('://')[0]}:// source: give --query SQL or --table NAME")
-        from connectors.sql import read_sql
-        return read_sql(args.source, metrics, attributes, query=args.query, table=args.table)
+        from connectors.sql import SqlInput, read_sql
+        if args.read == "whole":
+            data = read_sql(args.source, req.metrics, req.attributes, query=args.query, table=args.table)
+            return run_diff(data.table, req, dropped=data.dropped, threads=args.threads)
+        with SqlInput(args.source, req.metrics, req.attributes, query=args.query, table=args.table,
+                      batch_rows=CHUNK_ROWS) as source:
+            return run_diff_passes(source, req, threads=args.threads)
     if args.query is not None or args.table is not None:
         raise UsageError(f"--{'query' if args.query is not None else 'table'} applies to a database URL, "
                          f"not to the file {args.source}")
-    from connectors.files import read_file
-    return read_file(args.source, metrics, attributes)
+    from connectors.files import FileInput, read_file
+    source = FileInput(args.source, req.metrics, req.attributes, batch_rows=CHUNK_ROWS)
+    if args.read == "stream" or (args.read == "auto" and source.decoded_bytes() > _memory_bytes() // 4):
+        return run_diff_passes(source, req, threads=args.threads)
+    data = read_file(args.source, req.metrics, req.attributes)
+    return run_diff(data.table, req, dropped=data.dropped, threads=args.threads)
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on Linux: assume a small machine
+        return 4 << 30
 
 
 def cmd_run(args: argparse.Namespace) -> int:

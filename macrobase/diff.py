@@ -5,18 +5,25 @@ document.
 """
 from __future__ import annotations
 
+import os
 import re
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from explain import BatchExplainer, Explanation
-from macrobase.columns import encode_arrow, metric_matrix
+from explain.itemsets import CodedChunk
+from macrobase.columns import CodeSpace, metric_matrix
 from operators.registry import MULTIVARIATE, make_classifier
 
 CLASSIFIER_TYPES = ("percentile", "mad", "mcd", "zscore", "predicate")
+#: Rows per chunk counted by one thread (a Parquet file is read in batches this big too).
+CHUNK_ROWS = 1 << 20
 _PREDICATE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")
 
 
@@ -90,16 +97,92 @@ def prepare(req: DiffRequest) -> tuple[Any, BatchExplainer]:
     return classifier, explainer
 
 
-def run_diff(table: pa.Table, req: DiffRequest, dropped: int = 0) -> dict[str, Any]:
-    """Classify the rows of ``table`` and explain its outliers: DESIGN.md's result document."""
+def run_diff(table: pa.Table, req: DiffRequest, dropped: int = 0, threads: int | None = None) -> dict[str, Any]:
+    """Classify the rows of ``table`` and explain its outliers: DESIGN.md's result document.
+
+    ``threads`` (default: every core) encode and count chunks of rows in parallel; the
+    result is the same for every thread count."""
     classifier, explainer = prepare(req)
     n = table.num_rows
     if n == 0:
         return document(0, 0, dropped, {}, [])
-    X = metric_matrix(table, req.metrics)
-    outliers = np.asarray(classifier.fit(X).predict(X), dtype=bool)
-    found = explainer.explain(encode_arrow(table, req.attributes), outliers)
-    return document(n, int(outliers.sum()), dropped, classifier.thresholds(list(req.metrics)), found)
+    batches = table.to_batches(max_chunksize=CHUNK_ROWS)
+    spaces = [CodeSpace() for _ in req.attributes]
+    with thread_map(threads) as mapper:
+        if classifier.fits_by_passes:  # exact selection, counted on every thread
+            metric = [metric_matrix(b, req.metrics) for b in batches]
+            classifier.fit_passes(lambda: metric, n, mapper)
+        else:
+            classifier.fit(metric_matrix(table, req.metrics))
+        # In memory the chunks are coded once and every pass reuses them.
+        coded = list(mapper(_coder(classifier, req, spaces), batches))
+        found = explainer.explain_passes(lambda: coded, req.attributes, spaces, mapper=mapper)
+    return document(n, int(explainer.outliers_), dropped, classifier.thresholds(list(req.metrics)), found)
+
+
+def run_diff_passes(source: BatchSource, req: DiffRequest, threads: int | None = None) -> dict[str, Any]:
+    """The same document as :func:`run_diff` for input bigger than memory, read pass after
+    pass through ``source.batches()`` (DESIGN.md "Bigger than memory"): memory stays
+    bounded by the batch size and the counts, whatever the number of rows.
+
+    MAD, percentile and predicate classifiers are fitted exactly by selection over the
+    passes; the others (z-score, MCD) keep only the metric columns in memory to fit.
+    """
+    classifier, explainer = prepare(req)
+    by_passes = classifier.fits_by_passes
+    n = dropped = 0
+    kept = []
+    for fb in source.batches(columns=req.metrics):
+        n += fb.batch.num_rows
+        dropped += fb.dropped
+        if not by_passes:
+            kept.append(metric_matrix(fb.batch, req.metrics))
+    if n == 0:
+        return document(0, 0, dropped, {}, [])
+    spaces = [CodeSpace() for _ in req.attributes]
+    with thread_map(threads) as mapper:
+        if by_passes:
+            classifier.fit_passes(lambda: (metric_matrix(fb.batch, req.metrics)
+                                           for fb in source.batches(columns=req.metrics)), n, mapper)
+        else:
+            classifier.fit(np.concatenate(kept) if len(req.metrics) == 1 else np.vstack(kept))
+            del kept
+        found = explainer.explain_passes(lambda: (fb.batch for fb in source.batches()), req.attributes,
+                                         spaces, chunk_of=_coder(classifier, req, spaces), mapper=mapper)
+    return document(n, int(explainer.outliers_), dropped, classifier.thresholds(list(req.metrics)), found)
+
+
+class BatchSource(Protocol):
+    """Input read pass after pass (``connectors.files.FileInput``, ``connectors.sql.SqlInput``)."""
+
+    def batches(self, columns: Sequence[str] | None = None) -> Iterator[Any]: ...
+
+
+def _coder(classifier, req: DiffRequest, spaces: list[CodeSpace]) -> Callable[[pa.RecordBatch], CodedChunk]:
+    def coded(batch: pa.RecordBatch) -> CodedChunk:
+        outliers = np.asarray(classifier.predict(metric_matrix(batch, req.metrics)), dtype=bool)
+        return CodedChunk(tuple(space.codes(batch.column(a)) for space, a in zip(spaces, req.attributes)), outliers)
+    return coded
+
+
+@contextmanager
+def thread_map(threads: int | None) -> Iterator[Callable]:
+    """``map`` on ``threads`` threads (None: every core), in order, with at most two items
+    per thread in flight so a pass over a big file never reads ahead unboundedly."""
+    threads = threads or os.cpu_count() or 1
+    if threads == 1:
+        yield map
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="macrobase-explain") as pool:
+        def mapper(fn, items):
+            pending: deque = deque()
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        yield mapper
 
 
 def document(total: int, outliers: int, dropped: int, thresholds: dict, found: list[Explanation]) -> dict:

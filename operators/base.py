@@ -17,7 +17,7 @@ import numpy as np
 from operators import _kernels as K
 
 if TYPE_CHECKING:
-    from operators.selection import Passes
+    from operators.selection import Mapper, Passes
 
 TAILS = {"high": K.TAIL_HIGH, "low": K.TAIL_LOW, "both": K.TAIL_BOTH}
 
@@ -119,7 +119,12 @@ def as_2d(owner: str, X: Any) -> np.ndarray:
 
 
 class Classifier:
-    """Base class: parameter introspection, fit_predict, fitted-state checks."""
+    """Base class: parameter introspection, fit_predict, fitted-state checks.
+
+    ``fits_by_passes``: ``fit_passes(passes, n)`` fits exactly as ``fit`` would, reading
+    the values through repeated passes (data bigger than memory)."""
+
+    fits_by_passes = False
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -201,7 +206,7 @@ class UnivariateScorer(Classifier):
     def _center_scale(self, x: np.ndarray) -> tuple[float, float]:  # pragma: no cover
         raise NotImplementedError
 
-    def _center_scale_passes(self, passes: "Passes", n: int) -> tuple[float, float]:
+    def _center_scale_passes(self, passes: "Passes", n: int, mapper: "Mapper") -> tuple[float, float]:
         raise OperatorError(f"{type(self).__name__}: cannot be fitted by passes over the data; "
                             "fit it on the values in memory")
 
@@ -213,7 +218,7 @@ class UnivariateScorer(Classifier):
         return self._set_fit(center, scale, tail, kind, value, lambda q, signed: float(np.percentile(
             s if signed else np.abs(s), q)))
 
-    def fit_passes(self, passes: "Passes", n: int) -> "UnivariateScorer":
+    def fit_passes(self, passes: "Passes", n: int, mapper: "Mapper" = map) -> "UnivariateScorer":
         """Fit exactly as ``fit`` on all ``n`` values would, reading them through ``passes()``
         (a callable returning a fresh iterable of arrays each time: data bigger than memory).
 
@@ -223,11 +228,11 @@ class UnivariateScorer(Classifier):
         from operators.selection import percentile_of_passes
 
         tail, (kind, value) = self._validate()
-        center, scale = self._center_scale_passes(passes, n)
+        center, scale = self._center_scale_passes(passes, n, mapper)
 
         def percentile(q: float, signed: bool) -> float:
             scores = lambda: (K.signed_scores(as_1d(type(self).__name__, x), center, scale) for x in passes())
-            return percentile_of_passes(scores if signed else lambda: map(np.abs, scores()), n, q)
+            return percentile_of_passes(scores if signed else lambda: map(np.abs, scores()), n, q, mapper)
 
         return self._set_fit(center, scale, tail, kind, value, percentile)
 

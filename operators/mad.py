@@ -60,6 +60,7 @@ class MAD(UnivariateScorer):
     """
 
     _default_z = 3.5
+    fits_by_passes = True
 
     def __init__(self, cutoff: dict | None = None, tail: str = "high") -> None:
         super().__init__(cutoff=cutoff, tail=tail)
@@ -74,12 +75,12 @@ class MAD(UnivariateScorer):
             return med, MAD_NORMAL * mad
         return med, MEANAD_NORMAL * float(dev.mean())
 
-    def _center_scale_passes(self, passes, n: int) -> tuple[float, float]:
+    def _center_scale_passes(self, passes, n: int, mapper=map) -> tuple[float, float]:
         from operators.selection import median_of_passes
 
-        med = median_of_passes(passes, n)
+        med = median_of_passes(passes, n, mapper)
         deviations = lambda: (K.abs_deviations(np.ascontiguousarray(x, dtype=np.float64), med) for x in passes())
-        mad = median_of_passes(deviations, n)
+        mad = median_of_passes(deviations, n, mapper)
         self.median_ = med
         self.mad_ = mad
         if mad > 0.0:

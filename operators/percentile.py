@@ -27,6 +27,8 @@ class Percentile(Classifier):
     5
     """
 
+    fits_by_passes = True
+
     def __init__(self, percentile: float = 99.0, tail: str = "high") -> None:
         self.percentile = percentile
         self.tail = tail
@@ -45,13 +47,13 @@ class Percentile(Classifier):
         self.n_features_in_ = 1
         return self
 
-    def fit_passes(self, passes, n: int) -> "Percentile":
+    def fit_passes(self, passes, n: int, mapper=map) -> "Percentile":
         """Fit exactly as ``fit`` on all ``n`` values would, reading them through ``passes()``
         (a callable returning a fresh iterable of arrays each time), by exact selection."""
         from operators.selection import percentiles_of_passes
 
         p, _ = self._validate()
-        self.low_, self.high_ = percentiles_of_passes(passes, n, [100.0 - p, p])
+        self.low_, self.high_ = percentiles_of_passes(passes, n, [100.0 - p, p], mapper)
         self.n_features_in_ = 1
         return self
 

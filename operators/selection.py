@@ -21,12 +21,13 @@ True
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from numba import njit
 
 Passes = Callable[[], Iterable[np.ndarray]]
+Mapper = Callable[[Callable[[np.ndarray], Any], Iterable[np.ndarray]], Iterable[Any]]
 
 _BITS = 16
 
@@ -63,17 +64,22 @@ def _collect(x, keys, known_bits, prefix, out, filled):
     return j
 
 
-def order_statistics(passes: Passes, ranks: Sequence[int], budget: int = 1 << 22) -> np.ndarray:
-    """The ``ranks``-th smallest values (0-based) over every array ``passes()`` yields."""
+def order_statistics(passes: Passes, ranks: Sequence[int], budget: int = 1 << 20,
+                     mapper: Mapper = map) -> np.ndarray:
+    """The ``ranks``-th smallest values (0-based) over every array ``passes()`` yields.
+
+    ``mapper(fn, arrays)`` yields ``fn(array)`` in order, e.g. on a pool of threads (the
+    kernels release the GIL); the answer does not depend on it."""
     # Per distinct rank: [bits of the key known, their value, rank among the matching values].
     search = {r: [0, 0, r] for r in {int(r) for r in ranks}}
     found: dict[int, float] = {}
     while len(found) < len(search):
         open_ = {r: s for r, s in search.items() if r not in found}
-        hists = {(s[0], s[1]): np.zeros(1 << _BITS, dtype=np.int64) for s in open_.values()}
-        for keys, _ in _keyed(passes):
-            for (bits, prefix), h in hists.items():
-                _histogram(keys, bits, np.uint64(prefix), h)
+        wanted = {(s[0], s[1]) for s in open_.values()}
+        hists = {g: np.zeros(1 << _BITS, dtype=np.int64) for g in wanted}
+        for part in mapper(lambda x: _histograms(x, wanted), passes()):
+            for g, h in part.items():
+                hists[g] += h
         collect: dict[tuple[int, int], int] = {}  # bucket -> how many values it holds
         for r, s in open_.items():
             cum = np.cumsum(hists[(s[0], s[1])])
@@ -84,7 +90,7 @@ def order_statistics(passes: Passes, ranks: Sequence[int], budget: int = 1 << 22
             if size <= budget or s[0] == 64:
                 collect[(s[0], s[1])] = size
         if collect:
-            values = _collect_buckets(passes, collect)
+            values = _collect_buckets(passes, collect, mapper)
             for r, s in open_.items():
                 if (s[0], s[1]) in values:
                     buf = values[(s[0], s[1])]
@@ -93,35 +99,46 @@ def order_statistics(passes: Passes, ranks: Sequence[int], budget: int = 1 << 22
     return np.array([found[int(r)] for r in ranks], dtype=np.float64)
 
 
-def _keyed(passes: Passes):
-    for x in passes():
+def _histograms(x: np.ndarray, wanted) -> dict[tuple[int, int], np.ndarray]:
+    keys = _keys(np.ascontiguousarray(x, dtype=np.float64))
+    out = {}
+    for bits, prefix in wanted:
+        out[(bits, prefix)] = h = np.zeros(1 << _BITS, dtype=np.int64)
+        _histogram(keys, bits, np.uint64(prefix), h)
+    return out
+
+
+def _collect_buckets(passes: Passes, sizes: dict[tuple[int, int], int], mapper: Mapper) -> dict[tuple[int, int], np.ndarray]:
+    def collect(x: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float64)
-        yield _keys(x), x
+        keys = _keys(x)
+        out = {}
+        for (bits, prefix), n in sizes.items():
+            buf = np.empty(min(n, len(x)), dtype=np.float64)
+            out[(bits, prefix)] = buf[: _collect(x, keys, bits, np.uint64(prefix), buf, 0)]
+        return out
+
+    parts: dict[tuple[int, int], list[np.ndarray]] = {g: [] for g in sizes}
+    for part in mapper(collect, passes()):
+        for g, values in part.items():
+            parts[g].append(values)
+    return {g: np.concatenate(p) if p else np.zeros(0) for g, p in parts.items()}
 
 
-def _collect_buckets(passes: Passes, sizes: dict[tuple[int, int], int]) -> dict[tuple[int, int], np.ndarray]:
-    buffers = {g: np.empty(n, dtype=np.float64) for g, n in sizes.items()}
-    filled = dict.fromkeys(sizes, 0)
-    for keys, x in _keyed(passes):
-        for (bits, prefix), buf in buffers.items():
-            filled[(bits, prefix)] = _collect(x, keys, bits, np.uint64(prefix), buf, filled[(bits, prefix)])
-    return buffers
-
-
-def median_of_passes(passes: Passes, n: int) -> float:
+def median_of_passes(passes: Passes, n: int, mapper: Mapper = map) -> float:
     """Exact median, the same value as ``np.median`` over all ``n`` values."""
     if n % 2:
-        return float(order_statistics(passes, [n // 2])[0])
-    lo, hi = order_statistics(passes, [n // 2 - 1, n // 2])
+        return float(order_statistics(passes, [n // 2], mapper=mapper)[0])
+    lo, hi = order_statistics(passes, [n // 2 - 1, n // 2], mapper=mapper)
     return float((lo + hi) / 2.0)
 
 
-def percentile_of_passes(passes: Passes, n: int, p: float) -> float:
+def percentile_of_passes(passes: Passes, n: int, p: float, mapper: Mapper = map) -> float:
     """Exactly ``np.percentile(all values, p)`` (the default linear method), by selection."""
-    return percentiles_of_passes(passes, n, [p])[0]
+    return percentiles_of_passes(passes, n, [p], mapper)[0]
 
 
-def percentiles_of_passes(passes: Passes, n: int, ps: Sequence[float]) -> list[float]:
+def percentiles_of_passes(passes: Passes, n: int, ps: Sequence[float], mapper: Mapper = map) -> list[float]:
     """Several percentiles with one selection: NumPy's linear rule, the same floating steps."""
     q = np.true_divide(np.asarray(ps, dtype=np.float64), 100)
     virtual = (n - 1) * q
@@ -130,7 +147,7 @@ def percentiles_of_passes(passes: Passes, n: int, ps: Sequence[float]) -> list[f
     above = virtual >= n - 1
     prev_i = np.where(above, n - 1, prev).astype(np.int64)
     next_i = np.where(above | (nxt > n - 1), n - 1, nxt).astype(np.int64)
-    values = order_statistics(passes, sorted({*prev_i.tolist(), *next_i.tolist()}))
+    values = order_statistics(passes, sorted({*prev_i.tolist(), *next_i.tolist()}), mapper=mapper)
     at = dict(zip(sorted({*prev_i.tolist(), *next_i.tolist()}), values))
     a = np.array([at[i] for i in prev_i.tolist()])
     b = np.array([at[i] for i in next_i.tolist()])

@@ -66,10 +66,13 @@ class Running:
         import pytest
 
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.thread.is_alive():
+        while time.monotonic() < deadline:
+            ended = not self.thread.is_alive()
             value = condition()
             if value:
                 return value
+            if ended:  # checked once more after the run ended: a bounded run may finish between polls
+                break
             time.sleep(0.2)
         pytest.fail(f"{what}: not reached in {timeout}s" if self.thread.is_alive() else f"{what}: the run ended first")
 
