@@ -140,8 +140,10 @@ def iter_file_batches(
     attributes: Sequence[str],
     time: str | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: bool = True,
 ) -> Iterator[FileBatch]:
-    """Replay a file as a stream of record batches of about ``batch_rows`` input rows.
+    """Replay a file as a stream of record batches of about ``batch_rows`` input rows
+    (with a bar of bytes read on a terminal's stderr unless ``progress`` is False).
 
     Column types can differ between batches of a JSON file (a column that mixes types
     only in a later batch falls back to strings there); use :func:`read_file` for one
@@ -156,7 +158,7 @@ def iter_file_batches(
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
-    for table, dropped, _ in _iter(path, metrics, attributes, time, batch_rows):
+    for table, dropped, _ in _iter(path, metrics, attributes, time, batch_rows, progress):
         batches = table.combine_chunks().to_batches()
         batch = batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
         yield FileBatch(batch=batch, dropped=dropped)
@@ -184,7 +186,8 @@ class FileInput:
         """One pass; ``columns`` (metrics only, say) limits what is read. Rows with a bad
         metric are dropped in every pass alike, so all passes see the same rows."""
         attributes = self.attributes if columns is None else [c for c in columns if c not in self.metrics]
-        return iter_file_batches(self.path, self.metrics, attributes, batch_rows=self.batch_rows)
+        # No bar per pass: a reader of several passes shows one over them all.
+        return iter_file_batches(self.path, self.metrics, attributes, batch_rows=self.batch_rows, progress=False)
 
     def decoded_bytes(self) -> int:
         """About how much memory the wanted columns take once read whole (Parquet: from
@@ -203,7 +206,7 @@ class FileInput:
 # ------------------------------------------------------------------------ internals
 
 
-def _iter(path, metrics, attributes, time, batch_rows) -> Iterator[tuple[pa.Table, int, int]]:
+def _iter(path, metrics, attributes, time, batch_rows, progress=True) -> Iterator[tuple[pa.Table, int, int]]:
     """Yields (normalised table, rows dropped, rows read) per part of at most batch_rows."""
     path = os.fspath(path)
     metrics, attributes = list(metrics), list(attributes)
@@ -213,7 +216,7 @@ def _iter(path, metrics, attributes, time, batch_rows) -> Iterator[tuple[pa.Tabl
     wanted = _wanted(metrics, attributes, time)
     reader = {"csv": _csv_batches, "json": _json_batches, "parquet": _parquet_batches}[fmt]
     size = os.path.getsize(path)
-    bar = _progress(path, size)
+    bar = terminal_bar(total=size, unit="B", unit_scale=True, desc=os.path.basename(path)) if progress else None
     try:
         for raw, pos, bad in reader(path, wanted, batch_rows):
             # ``bad``: malformed rows (CSV rows with the wrong field count, JSON lines that
@@ -250,13 +253,13 @@ def _missing(path: str, wanted: list[str], present: Sequence[str]) -> MissingCol
         + (", ".join(present) if present else "(no columns)"))
 
 
-def _progress(path: str, size: int):
+def terminal_bar(**options):
+    """A tqdm bar on stderr when stderr is a terminal (``options`` go to tqdm), else None."""
     if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
         return None
     from tqdm import tqdm  # imported lazily: only needed on a terminal
 
-    return tqdm(total=size, unit="B", unit_scale=True, desc=os.path.basename(path), file=sys.stderr,
-                leave=False)
+    return tqdm(file=sys.stderr, leave=False, **options)
 
 
 def _open(path: str):

@@ -130,6 +130,7 @@ def run_diff_passes(source: BatchSource, req: DiffRequest, threads: int | None =
     """
     classifier, explainer = prepare(req)
     by_passes = classifier.fits_by_passes
+    source = PassProgress(source)
     n = dropped = 0
     kept = []
     for fb in source.batches(columns=req.metrics):
@@ -139,6 +140,7 @@ def run_diff_passes(source: BatchSource, req: DiffRequest, threads: int | None =
             kept.append(metric_matrix(fb.batch, req.metrics))
     if n == 0:
         return document(0, 0, dropped, {}, [])
+    source.rows = n
     spaces = [CodeSpace() for _ in req.attributes]
     with thread_map(threads) as mapper:
         if by_passes:
@@ -156,6 +158,28 @@ class BatchSource(Protocol):
     """Input read pass after pass (``connectors.files.FileInput``, ``connectors.sql.SqlInput``)."""
 
     def batches(self, columns: Sequence[str] | None = None) -> Iterator[Any]: ...
+
+
+class PassProgress:
+    """``source`` with a bar on a terminal's stderr for each pass: "pass 3", rows read of
+    ``rows`` (unknown, so a plain count, during the first pass)."""
+
+    def __init__(self, source: BatchSource) -> None:
+        self.source, self.rows, self.passes = source, None, 0
+
+    def batches(self, columns: Sequence[str] | None = None) -> Iterator[Any]:
+        from connectors.files import terminal_bar
+
+        self.passes += 1
+        bar = terminal_bar(total=self.rows, unit=" rows", unit_scale=True, desc=f"pass {self.passes}")
+        try:
+            for fb in self.source.batches(columns=columns):
+                if bar is not None:
+                    bar.update(fb.batch.num_rows)
+                yield fb
+        finally:
+            if bar is not None:
+                bar.close()
 
 
 def _coder(classifier, req: DiffRequest, spaces: list[CodeSpace]) -> Callable[[pa.RecordBatch], CodedChunk]:

@@ -48,6 +48,44 @@ _hypothesis_settings.register_profile("explore", print_blob=True)
 _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture
+def terminal_stderr():
+    """``with terminal_stderr() as written:`` makes ``sys.stderr`` a real pseudo-terminal
+    (100 columns) inside the block (inside the test: pytest re-installs its own capture
+    between phases); ``written()`` is what was written to it so far."""
+    import contextlib
+    import fcntl
+    import pty
+    import select
+    import struct
+    import sys
+    import termios
+
+    @contextlib.contextmanager
+    def terminal():
+        master, slave = pty.openpty()
+        # a fresh pty is 0x0; tqdm hides bars that do not fit, so give it a real size
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        term = os.fdopen(slave, "w")
+        chunks: list[bytes] = []
+
+        def written() -> str:
+            term.flush()
+            while select.select([master], [], [], 5.0 if not chunks else 0.2)[0]:
+                chunks.append(os.read(master, 65536))
+            return b"".join(chunks).decode(errors="replace")
+
+        saved, sys.stderr = sys.stderr, term
+        try:
+            yield written
+        finally:
+            sys.stderr = saved
+            term.close()
+            os.close(master)
+
+    return terminal
+
+
 @pytest.fixture(scope="session")
 def sdk_worker_pool():
     """``host:port`` of a real Beam SDK worker pool (separate processes, EXTERNAL environment)."""

@@ -206,6 +206,19 @@ def test_streamed_memory_is_bounded_by_the_batch_not_the_rows(tmp_path):
     assert peaks[("whole", 2_000_000)] > 2.5 * peaks[("whole", 250_000)], peaks
 
 
+def test_each_pass_shows_a_bar_of_rows_on_a_terminal(planted, terminal_stderr):
+    req = DiffRequest(("power_drain",), ATTRS[:3], classifier="mad")
+    src = ListSource(planted, 9_000)
+    with terminal_stderr() as written:
+        assert run_diff_passes(src, req) == run_diff(planted, req)
+        out = written()
+    # every pass the source was read is labelled, and the later ones know the row count
+    assert src.passes >= 3
+    for k in range(1, src.passes + 1):
+        assert f"pass {k}" in out
+    assert planted.num_rows == 120_000 and "/120k [" in out
+
+
 def test_bad_thread_count_is_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "macrobase.cli", "explain", "x.parquet", "--metric", "m",
                           "--attributes", "a", "--threads", "0"], capture_output=True, text=True, timeout=120)

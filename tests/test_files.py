@@ -239,37 +239,11 @@ def test_json_chunks_with_different_types_are_unified(tmp_path, monkeypatch):
     assert len(list(iter_file_batches(p, ["m"], ["a"]))) > 5
 
 
-def _read_available(fd: int, wait_s: float = 5.0) -> str:
-    import select
-
-    chunks = []
-    while select.select([fd], [], [], wait_s if not chunks else 0.2)[0]:
-        chunks.append(os.read(fd, 65536))
-    return b"".join(chunks).decode(errors="replace")
-
-
-def test_progress_bar_on_a_terminal(tmp_path, monkeypatch):
-    import pty
-    import sys
-
+def test_progress_bar_on_a_terminal(tmp_path, terminal_stderr):
     p = tmp_path / "d.csv"
     write_csv(p, ["m"], [[i] for i in range(1000)])
-    import fcntl
-    import struct
-    import termios
-
-    master, slave = pty.openpty()
-    # a fresh pty is 0x0; tqdm hides bars that do not fit, so give it a real size
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    term = os.fdopen(slave, "w")
-    try:
-        monkeypatch.setattr(sys, "stderr", term)
+    with terminal_stderr() as written:
         d = read_file(p, ["m"], [])
-        term.flush()
-        out = _read_available(master)
-    finally:
-        monkeypatch.undo()
-        term.close()
-        os.close(master)
+        out = written()
     assert d.table.num_rows == 1000
     assert "d.csv" in out and "%" in out
