@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,17 @@ def best_of(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> tuple[f
     return min(times), times, result
 
 
+def median_of(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> tuple[float, list[float], Any]:
+    """(median seconds, every timed run, last result) of ``fn()`` after ``warmup`` untimed calls.
+
+    >>> seconds, times, value = median_of(lambda: 7, repeats=3, warmup=0)
+    >>> value, len(times), seconds == sorted(times)[1]
+    (7, 3, True)
+    """
+    _, times, result = best_of(fn, repeats, warmup)
+    return statistics.median(times), times, result
+
+
 @dataclass(frozen=True)
 class ProcessRun:
     """One finished subprocess: wall time (including interpreter start) and its own peak RSS."""
@@ -56,8 +68,16 @@ class ProcessRun:
 
 def run_process(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None,
                 timeout: float | None = None) -> ProcessRun:
-    """Run ``cmd`` to completion; ``os.wait4`` gives this child's peak RSS (not the maximum
-    over every child so far, which is all ``RUSAGE_CHILDREN`` offers)."""
+    """Run ``cmd`` to completion; ``peak_rss_mb`` is this child's own peak RSS.
+
+    ``os.wait4``'s ``ru_maxrss`` alone is not: Linux carries the high-water mark of the
+    memory the child was forked from (ours) across ``exec``, so a child never reports less
+    than our own peak so far. When it reports more, that is the child's true peak; when
+    not, the child's real peak is the ``VmHWM`` of ``/proc/PID/status`` (its own address
+    space after ``exec``), read while it runs.
+    """
+    parent_peak = peak_rss_mb()
+    hwm = 0.0
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env, cwd=cwd)
@@ -70,12 +90,28 @@ def run_process(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str 
                 proc.kill()
                 pid, status, usage = os.wait4(proc.pid, 0)
                 break
+            hwm = max(hwm, _vm_hwm_mb(proc.pid))
             time.sleep(0.005)
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)  # stop Popen from waiting again
         out.seek(0)
         err.seek(0)
-        return ProcessRun(seconds, proc.returncode, out.read(), err.read(), usage.ru_maxrss / 1024.0)
+        maxrss = usage.ru_maxrss / 1024.0
+        peak = maxrss if maxrss > parent_peak or not hwm else hwm
+        return ProcessRun(seconds, proc.returncode, out.read(), err.read(), peak)
+
+
+def _vm_hwm_mb(pid: int) -> float:
+    """The peak RSS (``VmHWM``) of a running process in MiB; 0 when unknown (not Linux,
+    not yet exec'd into its own address space, or already gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
 
 
 def peak_rss_mb() -> float:
@@ -114,7 +150,7 @@ def _cell(value: Any, column: str) -> str:
         if column == "events/s":
             return f"{value / 1e6:.2f}M"
         if column.startswith("ratio"):
-            return f"{value:.1f}x"
+            return f"{value:.2f}x" if abs(value) < 1 else f"{value:.1f}x"
         return f"{value:.2f}"
     return str(value)
 
