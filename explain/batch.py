@@ -18,7 +18,8 @@ from explain.encoding import EncodedAttributes
 from explain.itemsets import CodedChunk, FrequentItemsetCounter
 from explain.metrics import ratio_function
 from explain.result import Explanation, explanations_from, value_item_key
-from explain.rules import MODES, Found, apply_rules
+from explain.params import DEFAULTS, ExplainerParams
+from explain.rules import Found, apply_rules
 
 T = TypeVar("T")
 
@@ -33,12 +34,12 @@ class BatchExplainer:
 
     def __init__(
         self,
-        min_support: float = 0.01,
-        min_ratio: float = 3.0,
-        ratio_metric: str = "risk_ratio",
-        max_order: int = 3,
-        mode: str = "refined",
-        max_p_value: float | None = None,
+        min_support: float = DEFAULTS.min_support,
+        min_ratio: float = DEFAULTS.min_ratio,
+        ratio_metric: str = DEFAULTS.ratio_metric,
+        max_order: int = DEFAULTS.max_order,
+        mode: str = DEFAULTS.mode,
+        max_p_value: float | None = DEFAULTS.max_p_value,
     ) -> None:
         self.min_support = min_support
         self.min_ratio = min_ratio
@@ -97,23 +98,8 @@ class BatchExplainer:
 
     def validate(self):
         """Raise ValueError naming the first bad parameter; return the ratio function."""
-        check_explainer_params(self.min_support, self.min_ratio, self.max_order, self.mode, self.max_p_value)
+        ExplainerParams.of(self).validate()
         return ratio_function(self.ratio_metric)
-
-
-def check_explainer_params(min_support: float, min_ratio: float, max_order: int, mode: str,
-                           max_p_value: float | None = None) -> None:
-    """Raise ValueError naming the first parameter outside its domain."""
-    if not 0 < min_support <= 1:
-        raise ValueError(f"min_support: expected a number in (0, 1], got {min_support!r}")
-    if not min_ratio > 0:
-        raise ValueError(f"min_ratio: expected a number > 0, got {min_ratio!r}")
-    if max_order not in (1, 2, 3):
-        raise ValueError(f"max_order: expected 1, 2 or 3, got {max_order!r}")
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
-    if max_p_value is not None and not 0 < max_p_value <= 1:
-        raise ValueError(f"max_p_value: expected a number in (0, 1] or none, got {max_p_value!r}")
 
 
 def merge_same_rows(found: list[Found], same_rows: set[tuple[int, int]], item_key) -> list[Found]:

@@ -18,9 +18,9 @@ import numpy as np
 
 from explain.itemsets import Item, Itemset
 from explain.metrics import RatioFunction, metric_name
+from explain.params import MODES
 from explain.significance import bh_adjusted, fisher_greater, ratio_ci
 
-MODES = ("refined", "minimal")
 
 # Counts of the same rows are equal; decayed ones up to float rounding (a row's weight
 # added in one step to one count and in several to another).

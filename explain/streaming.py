@@ -62,7 +62,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from explain.batch import check_explainer_params
+from explain.params import DEFAULTS, ExplainerParams
 from explain.itemsets import Item, Itemset
 from explain.metrics import ratio_function
 from explain.rules import Found, apply_rules
@@ -85,16 +85,16 @@ class StreamingExplainer:
     def __init__(
         self,
         names: Sequence[str],
-        min_support: float = 0.01,
-        min_ratio: float = 3.0,
-        ratio_metric: str = "risk_ratio",
-        max_order: int = 3,
-        mode: str = "refined",
+        min_support: float = DEFAULTS.min_support,
+        min_ratio: float = DEFAULTS.min_ratio,
+        ratio_metric: str = DEFAULTS.ratio_metric,
+        max_order: int = DEFAULTS.max_order,
+        mode: str = DEFAULTS.mode,
         decay: float = 0.0,
         sketch_size: int = 100_000,
         dense_values: int = 1 << 16,
         dense_bits: int = 18,
-        max_p_value: float | None = None,
+        max_p_value: float | None = DEFAULTS.max_p_value,
     ) -> None:
         self.names = names
         self.min_support = min_support
@@ -110,7 +110,7 @@ class StreamingExplainer:
 
     # -- parameters and lazily built state ------------------------------------------------
     def _validate(self):
-        check_explainer_params(self.min_support, self.min_ratio, self.max_order, self.mode, self.max_p_value)
+        ExplainerParams.of(self).validate()
         if not 0 <= self.decay < 1:
             raise ValueError(f"decay: expected a number in [0, 1), got {self.decay!r}")
         if not isinstance(self.sketch_size, (int, np.integer)) or self.sketch_size < 1:

@@ -48,14 +48,15 @@ import math
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass
+import functools
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from connectors.sinks import RATIO_METRICS, describe_attributes, explanation_ratio, strict_json
+from connectors.sinks import describe_attributes, explanation_ratio, strict_json
 from macrobase.store import ResultStore
 
 __all__ = [
@@ -72,15 +73,18 @@ __all__ = [
 API_PREFIX = "/api/v1"
 LOG = logging.getLogger("macrobase.api")
 
-#: Parameters of POST /api/v1/explain, with the defaults of ``macrobase explain``.
-EXPLAIN_DEFAULTS: dict[str, Any] = {
-    "metric": None, "attributes": None, "classifier": "percentile", "percentile": None,
-    "score_cutoff": None, "predicate": None, "tail": "high", "min_support": 0.01, "min_ratio": 3.0,
-    "ratio_metric": "risk_ratio", "max_order": 3, "mode": "refined", "max_p_value": None,
-}
-CLASSIFIERS = ("percentile", "mad", "mcd", "zscore", "predicate")
-TAILS = ("high", "low", "both")
-MODES = ("refined", "minimal")
+
+@functools.cache
+def explain_defaults() -> dict[str, Any]:
+    """Parameters of POST /api/v1/explain with their defaults, those of ``macrobase explain``
+    (the library's, imported on first use: the read-only routes need no engine)."""
+    from explain.params import DEFAULTS
+    from macrobase.diff import BATCH_DEFAULTS
+
+    return {"metric": None, "attributes": None, "classifier": BATCH_DEFAULTS.classifier, "percentile": None,
+            "score_cutoff": None, "predicate": None, "tail": BATCH_DEFAULTS.tail, **asdict(DEFAULTS)}
+
+
 MAX_EXPLANATIONS_LIMIT = 100_000
 MAX_HISTORY_LIMIT = 1000
 MAX_DEAD_LETTER_LIMIT = 1000
@@ -312,6 +316,13 @@ class _Args:
             raise ApiError(400, f"{name}: expected a number{interval}, got {value!r}", name)
         return number
 
+    def within(self, name: str, default: float | None, domain) -> float | None:
+        """A number (or integer) inside an ``operators.domains.Interval``."""
+        if domain.integer:
+            return self.integer(name, default, int(domain.low), int(domain.high))
+        return self.number(name, default, low=domain.low, high=domain.high, low_open=domain.low_open,
+                           high_open=domain.high_open)
+
     def integer(self, name: str, default: int | None, low: int, high: int) -> int | None:
         value = self.text(name)
         if value is None:
@@ -517,22 +528,23 @@ def _explain(max_body_bytes: int) -> dict:
     if body_format(media_type) is None:
         raise ApiError(415, f"unsupported content type {media_type or '(none)'!r}; send application/json"
                             " (an array of objects), text/csv or application/x-ndjson", "Content-Type")
-    args = _Args(EXPLAIN_DEFAULTS)
+    from explain.params import CHOICES, DOMAINS
+    from operators.base import TAILS
+    from operators.domains import PERCENTILE, SCORE_CUTOFF
+    from operators.registry import CLASSIFIERS
+
+    defaults = explain_defaults()
+    args = _Args(defaults)
     metrics = args.names("metric")
     attributes = args.names("attributes")
-    classifier = args.choice("classifier", CLASSIFIERS, "percentile")
-    percentile = args.number("percentile", None, low=0.0, high=100.0, low_open=True, high_open=True)
-    score_cutoff = args.number("score_cutoff", None, low=0.0, low_open=True)
+    classifier = args.choice("classifier", tuple(CLASSIFIERS), defaults["classifier"])
+    percentile = args.within("percentile", None, PERCENTILE)
+    score_cutoff = args.within("score_cutoff", None, SCORE_CUTOFF)
     predicate = args.text("predicate")
-    tail = args.choice("tail", TAILS, "high")
-    explainer = {
-        "min_support": args.number("min_support", 0.01, low=0.0, high=1.0, low_open=True),
-        "min_ratio": args.number("min_ratio", 3.0, low=0.0, low_open=True),
-        "ratio_metric": args.choice("ratio_metric", RATIO_METRICS, "risk_ratio"),
-        "max_order": args.integer("max_order", 3, 1, 3),
-        "mode": args.choice("mode", MODES, "refined"),
-        "max_p_value": args.number("max_p_value", None, low=0.0, high=1.0, low_open=True),
-    }
+    tail = args.choice("tail", tuple(TAILS), defaults["tail"])
+    explainer = {name: args.choice(name, CHOICES[name], defaults[name]) if name in CHOICES
+                 else args.within(name, defaults[name], DOMAINS[name])
+                 for name in ("min_support", "min_ratio", "ratio_metric", "max_order", "mode", "max_p_value")}
     req = DiffRequest(metrics=metrics, attributes=attributes, classifier=classifier, percentile=percentile,
                       score_cutoff=score_cutoff, predicate=predicate, tail=tail, explainer=explainer)
     try:
@@ -563,7 +575,7 @@ def _explain(max_body_bytes: int) -> dict:
 def _parameter_of(exc: Exception, default: str | None) -> str | None:
     """The parameter a ``macrobase.diff`` error message starts with ("min_support: ...")."""
     head = str(exc).split(":", 1)[0].strip()
-    return head if head in EXPLAIN_DEFAULTS else default
+    return head if head in explain_defaults() else default
 
 
 # --------------------------------------------------------------------------- Prometheus

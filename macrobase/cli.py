@@ -8,8 +8,6 @@ import sys
 import traceback
 from typing import Sequence
 
-from explain.metrics import RATIO_METRICS
-
 
 class UsageError(ValueError):
     """Bad usage or bad input: one line on stderr, exit status 2."""
@@ -45,19 +43,25 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--metric", required=True, type=_csv_list,
                    help="metric column (several, comma-separated, for --classifier mcd)")
     e.add_argument("--attributes", required=True, type=_csv_list, help="comma-separated attribute columns")
-    e.add_argument("--classifier", default="percentile",
-                   choices=["percentile", "mad", "mcd", "zscore", "predicate"])
+    # Names, defaults and bounds come from the library (explain.params, operators).
+    from explain.params import CHOICES, DEFAULTS, MAX_ORDER
+    from macrobase.diff import BATCH_DEFAULTS
+    from operators.base import TAILS
+    from operators.percentile import DEFAULT_PERCENTILE
+    from operators.registry import CLASSIFIERS
+
+    e.add_argument("--classifier", default=BATCH_DEFAULTS.classifier, choices=list(CLASSIFIERS))
     cut = e.add_mutually_exclusive_group()
-    cut.add_argument("--percentile", type=float, help="outlier cut-off percentile (default 99)")
-    cut.add_argument("--score-cutoff", type=float, help="outlier iff score >= this (mad, mcd, zscore)")
+    cut.add_argument("--percentile", type=float, help=f"outlier cut-off percentile (default {DEFAULT_PERCENTILE:g})")
+    cut.add_argument("--score-cutoff", type=float, help="outlier iff score >= this, > 0 (mad, mcd, zscore)")
     cut.add_argument("--predicate", help="for --classifier predicate: e.g. '>= 60'")
-    e.add_argument("--tail", default="high", choices=["high", "low", "both"])
-    e.add_argument("--min-support", type=float, default=0.01)
-    e.add_argument("--min-ratio", type=float, default=3.0)
-    e.add_argument("--ratio-metric", default="risk_ratio", choices=list(RATIO_METRICS))
-    e.add_argument("--max-order", type=int, default=3, choices=[1, 2, 3])
-    e.add_argument("--mode", default="refined", choices=["refined", "minimal"])
-    e.add_argument("--max-p-value", type=float, default=None, metavar="Q",
+    e.add_argument("--tail", default=BATCH_DEFAULTS.tail, choices=list(TAILS))
+    e.add_argument("--min-support", type=float, default=DEFAULTS.min_support)
+    e.add_argument("--min-ratio", type=float, default=DEFAULTS.min_ratio)
+    e.add_argument("--ratio-metric", default=DEFAULTS.ratio_metric, choices=list(CHOICES["ratio_metric"]))
+    e.add_argument("--max-order", type=int, default=DEFAULTS.max_order, choices=range(1, MAX_ORDER + 1))
+    e.add_argument("--mode", default=DEFAULTS.mode, choices=list(CHOICES["mode"]))
+    e.add_argument("--max-p-value", type=float, default=DEFAULTS.max_p_value, metavar="Q",
                    help="keep explanations whose Benjamini-Hochberg adjusted p-value is at most Q (default: off)")
     e.add_argument("--format", default="table", choices=["table", "json"])
     e.add_argument("--threads", type=_positive_int, default=None, metavar="N",
@@ -181,8 +185,9 @@ COMMANDS = {"explain": cmd_explain, "run": cmd_run, "serve": cmd_serve, "broker"
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from connectors.kafka_client import quiet_client_logs
-    quiet_client_logs(debug=bool(os.environ.get("MACROBASE_DEBUG")))
+    if args.command != "explain":  # explain reads files and databases, never Kafka
+        from connectors.kafka_client import quiet_client_logs
+        quiet_client_logs(debug=bool(os.environ.get("MACROBASE_DEBUG")))
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

@@ -41,7 +41,18 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+import explain.params as explain_params
+from explain.params import DEFAULTS, MODES
 from macrobase.durations import DURATION_EXPECTATION, parse_duration
+from operators.base import TAILS
+from operators.domains import PERCENTILE, SCORE_CUTOFF
+from operators.percentile import DEFAULT_PERCENTILE
+from operators.registry import CLASSIFIERS
+
+# The library's vocabulary, as Literal choices (one definition: operators/, explain/).
+CLASSIFIER_NAMES = tuple(CLASSIFIERS)
+TAIL_NAMES = tuple(TAILS)
+RATIO_METRIC_NAMES = explain_params.CHOICES["ratio_metric"]
 
 __all__ = [
     "ConfigError",
@@ -233,13 +244,13 @@ class SchemaConfig(_Model):
 class ScoreCutoff(_Model):
     """Outlier iff score >= ``score`` (a scoring classifier's own units, e.g. robust z)."""
 
-    score: float = Field(gt=0, description="a number > 0")
+    score: float = Field(**SCORE_CUTOFF.field_bounds(), description=SCORE_CUTOFF.describe())
 
 
 class PercentileCutoff(_Model):
     """Outlier iff value (or score) >= its ``percentile``-th percentile."""
 
-    percentile: float = Field(gt=0, lt=100, description="a number between 0 and 100 (exclusive)")
+    percentile: float = Field(**PERCENTILE.field_bounds(), description=PERCENTILE.describe())
 
 
 class PredicateCutoff(_Model):
@@ -283,11 +294,11 @@ class TrainingConfig(_Model):
 class ClassifierConfig(_Model):
     """Robust classifier labelling outliers, and its cut-off."""
 
-    type: Literal["mad", "mcd", "zscore", "percentile", "predicate"] = "mad"
+    type: Literal[CLASSIFIER_NAMES] = "mad"
     cutoff: CutoffConfig = Field(
-        default_factory=lambda: PercentileCutoff(percentile=99.0), description=_CUTOFF_EXPECTATION
+        default_factory=lambda: PercentileCutoff(percentile=DEFAULT_PERCENTILE), description=_CUTOFF_EXPECTATION
     )
-    tail: Literal["high", "low", "both"] = "high"
+    tail: Literal[TAIL_NAMES] = "high"
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     @model_validator(mode="before")
@@ -316,17 +327,22 @@ class ClassifierConfig(_Model):
 # --------------------------------------------------------------------------- explainer and sinks
 
 
+def _explainer_field(name: str, more: str = ""):
+    """A field with the library's default and bounds for explainer parameter ``name``."""
+    domain = explain_params.DOMAINS[name]
+    return Field(getattr(DEFAULTS, name), **domain.field_bounds(), description=domain.describe() + more)
+
+
 class ExplainerConfig(_Model):
     """Streaming explainer: thresholds, ratio metric, decay and emit interval."""
 
-    min_support: float = Field(0.01, gt=0, le=1, description="a number > 0 and <= 1")
-    min_ratio: float = Field(3.0, gt=0, description="a number > 0")
-    ratio_metric: Literal["risk_ratio", "global_ratio", "prevalence_ratio"] = "risk_ratio"
-    max_order: int = Field(3, ge=1, le=3, description="an integer from 1 to 3")
-    mode: Literal["refined", "minimal"] = "refined"
-    max_p_value: float | None = Field(
-        None, gt=0, le=1, description="a number > 0 and <= 1, or null (off): the largest "
-                                      "Benjamini-Hochberg adjusted p-value kept")
+    min_support: float = _explainer_field("min_support")
+    min_ratio: float = _explainer_field("min_ratio")
+    ratio_metric: Literal[RATIO_METRIC_NAMES] = DEFAULTS.ratio_metric
+    max_order: int = _explainer_field("max_order")
+    mode: Literal[MODES] = DEFAULTS.mode
+    max_p_value: float | None = _explainer_field(
+        "max_p_value", ", or null (off): the largest Benjamini-Hochberg adjusted p-value kept")
     decay: float = Field(0.01, ge=0, lt=1, description="a number >= 0 and < 1 (per emit interval)")
     emit_every: Annotated[float, BeforeValidator(_duration)] = Field(1.0, description=DURATION_EXPECTATION)
     resolve_after: int = Field(5, ge=1, description="an integer >= 1: snapshots an explanation must be absent "

@@ -19,9 +19,9 @@ import pyarrow as pa
 from explain import BatchExplainer, Explanation
 from explain.itemsets import CodedChunk
 from macrobase.columns import CodeSpace, metric_matrix
-from operators.registry import MULTIVARIATE, make_classifier
+from operators.percentile import DEFAULT_PERCENTILE
+from operators.registry import CLASSIFIERS, MULTIVARIATE, make_classifier
 
-CLASSIFIER_TYPES = ("percentile", "mad", "mcd", "zscore", "predicate")
 #: Rows per chunk counted by one thread (a Parquet file is read in batches this big too).
 CHUNK_ROWS = 1 << 20
 _PREDICATE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")
@@ -41,6 +41,10 @@ class DiffRequest:
     explainer: dict[str, Any] = field(default_factory=dict)
 
 
+#: A request's defaults for its classifier options (the CLI and the HTTP API use them).
+BATCH_DEFAULTS = DiffRequest(metrics=(), attributes=())
+
+
 def parse_predicate(text: str) -> tuple[str, float]:
     """">= 60" -> (">=", 60.0)."""
     m = _PREDICATE.match(text or "")
@@ -53,8 +57,8 @@ def parse_predicate(text: str) -> tuple[str, float]:
 
 def build_classifier(req: DiffRequest):
     """Classifier for a request; raises ValueError naming the offending option."""
-    if req.classifier not in CLASSIFIER_TYPES:
-        raise ValueError(f"classifier: expected one of {', '.join(CLASSIFIER_TYPES)}, got {req.classifier!r}")
+    if req.classifier not in CLASSIFIERS:
+        raise ValueError(f"classifier: expected one of {', '.join(CLASSIFIERS)}, got {req.classifier!r}")
     if req.classifier in MULTIVARIATE:
         if len(req.metrics) < 2:
             raise ValueError("metric: the mcd classifier needs at least two comma-separated metrics")
@@ -72,7 +76,7 @@ def build_classifier(req: DiffRequest):
     if req.classifier == "percentile" and req.score_cutoff is not None:
         raise ValueError("score_cutoff: the percentile classifier takes a percentile, not a score cutoff")
     cutoff = {"score": req.score_cutoff} if req.score_cutoff is not None else {
-        "percentile": 99.0 if req.percentile is None else req.percentile}
+        "percentile": DEFAULT_PERCENTILE if req.percentile is None else req.percentile}
     return classifier_template(req.classifier, cutoff, req.tail)
 
 
@@ -82,7 +86,7 @@ def classifier_template(kind: str, cutoff: dict[str, Any], tail: str = "high"):
     if kind == "predicate":
         return make_classifier("predicate", op=cutoff["op"], value=cutoff["value"])
     if kind == "percentile":
-        return make_classifier("percentile", percentile=cutoff.get("percentile", 99.0), tail=tail)
+        return make_classifier("percentile", percentile=cutoff.get("percentile", DEFAULT_PERCENTILE), tail=tail)
     params: dict[str, Any] = {"cutoff": cutoff, "tail": tail}
     if kind == "mcd":
         params["random_state"] = 0  # reproducible FastMCD starts

@@ -15,6 +15,11 @@ import copy
 from typing import Any
 
 from connectors.sinks import PIPELINE_STATES, RATIO_METRICS
+from explain.params import CHOICES, DOMAINS
+from operators.base import TAILS
+from operators.domains import PERCENTILE, SCORE_CUTOFF
+from operators.percentile import DEFAULT_PERCENTILE
+from operators.registry import CLASSIFIERS
 
 __all__ = ["openapi_document", "API_VERSION"]
 
@@ -175,30 +180,38 @@ def _query(name: str, schema: dict, description: str, required: bool = False) ->
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
          "description": "the pipeline's name"}
 
-_EXPLAIN_PARAMS = [
-    _query("metric", {"type": "string", "minLength": 1}, "metric column; several, comma-separated, for mcd", True),
-    _query("attributes", {"type": "string", "minLength": 1}, "comma-separated attribute columns", True),
-    _query("classifier", {"type": "string", "enum": ["percentile", "mad", "mcd", "zscore", "predicate"],
-                          "default": "percentile"}, "outlier classifier"),
-    _query("percentile", {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 100,
-                          "exclusiveMaximum": True},
-           "outlier cut-off percentile (default 99)"),
-    _query("score_cutoff", {"type": "number", "exclusiveMinimum": True, "minimum": 0},
-           "outlier iff score >= this (mad, mcd, zscore)"),
-    _query("predicate", {"type": "string"}, "for the predicate classifier: e.g. '>= 60'"),
-    _query("tail", {"type": "string", "enum": ["high", "low", "both"], "default": "high"}, "which tail is anomalous"),
-    _query("min_support", {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1,
-                           "default": 0.01}, "minimum share of outliers an explanation covers"),
-    _query("min_ratio", {"type": "number", "exclusiveMinimum": True, "minimum": 0, "default": 3.0},
-           "minimum ratio"),
-    _query("ratio_metric", {"type": "string", "enum": list(RATIO_METRICS), "default": "risk_ratio"}, "ratio metric"),
-    _query("max_order", {"type": "integer", "minimum": 1, "maximum": 3, "default": 3},
-           "most attributes in one explanation"),
-    _query("mode", {"type": "string", "enum": ["refined", "minimal"], "default": "refined"},
-           "refined (default) or MacroBase's minimal explanations"),
-    _query("max_p_value", {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1},
-           "keep explanations whose Benjamini-Hochberg adjusted p-value is at most this (default: off)"),
-]
+def _explain_params() -> list[dict[str, Any]]:
+    """POST /explain's query parameters: names, choices, defaults and bounds from the library."""
+    from macrobase.api import explain_defaults
+
+    defaults = explain_defaults()
+
+    def choice(name: str, choices, description: str) -> dict[str, Any]:
+        return _query(name, {"type": "string", "enum": list(choices), "default": defaults[name]}, description)
+
+    def number(name: str, domain, description: str) -> dict[str, Any]:
+        schema = domain.json_schema()
+        if defaults[name] is not None:
+            schema["default"] = defaults[name]
+        return _query(name, schema, description)
+
+    return [
+        _query("metric", {"type": "string", "minLength": 1}, "metric column; several, comma-separated, for mcd", True),
+        _query("attributes", {"type": "string", "minLength": 1}, "comma-separated attribute columns", True),
+        choice("classifier", CLASSIFIERS, "outlier classifier"),
+        number("percentile", PERCENTILE, f"outlier cut-off percentile (default {DEFAULT_PERCENTILE:g})"),
+        number("score_cutoff", SCORE_CUTOFF, "outlier iff score >= this (mad, mcd, zscore)"),
+        _query("predicate", {"type": "string"}, "for the predicate classifier: e.g. '>= 60'"),
+        choice("tail", TAILS, "which tail is anomalous"),
+        number("min_support", DOMAINS["min_support"], "minimum share of outliers an explanation covers"),
+        number("min_ratio", DOMAINS["min_ratio"], "minimum ratio"),
+        choice("ratio_metric", CHOICES["ratio_metric"], "ratio metric"),
+        number("max_order", DOMAINS["max_order"], "most attributes in one explanation"),
+        choice("mode", CHOICES["mode"], "refined (default) or MacroBase's minimal explanations"),
+        number("max_p_value", DOMAINS["max_p_value"],
+               "keep explanations whose Benjamini-Hochberg adjusted p-value is at most this (default: off)"),
+    ]
+
 
 _PATHS: dict[str, Any] = {
     "/api/v1/pipelines": {"get": {
@@ -263,7 +276,7 @@ _PATHS: dict[str, Any] = {
     "/api/v1/explain": {"post": {
         "operationId": "explain",
         "summary": "A batch DIFF over the rows in the body; the document of `macrobase explain --format json`.",
-        "parameters": _EXPLAIN_PARAMS,
+        "parameters": _explain_params(),
         "requestBody": {"required": True, "content": {
             "application/json": {"schema": {"type": "array", "items": {
                 "type": "object", "additionalProperties": True}}},

@@ -9,12 +9,12 @@ so ``set_params`` cannot smuggle in a bad value.
 from __future__ import annotations
 
 import inspect
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from operators import _kernels as K
+from operators.domains import PERCENTILE, SCORE_CUTOFF
 
 if TYPE_CHECKING:
     from operators.selection import Mapper, Passes
@@ -36,17 +36,14 @@ class NotFittedError(OperatorError):
 
 def check_tail(owner: str, tail: Any) -> int:
     if not isinstance(tail, str) or tail not in TAILS:
-        raise OperatorError(f"{owner}: tail must be one of 'high', 'low', 'both'; got {tail!r}")
+        raise OperatorError(f"{owner}: tail must be one of {', '.join(map(repr, TAILS))}; got {tail!r}")
     return TAILS[tail]
 
 
 def check_percentile(owner: str, name: str, p: Any) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
-        raise OperatorError(f"{owner}: {name} must be a number in (0, 100); got {p!r}")
-    p = float(p)
-    if not (0.0 < p < 100.0):
-        raise OperatorError(f"{owner}: {name} must be in the open interval (0, 100); got {p!r}")
-    return p
+    if p not in PERCENTILE:
+        raise OperatorError(f"{owner}: {name} must be {PERCENTILE.describe()}; got {p!r}")
+    return float(p)
 
 
 def check_cutoff(owner: str, cutoff: Any) -> tuple[str, float] | None:
@@ -62,12 +59,8 @@ def check_cutoff(owner: str, cutoff: Any) -> tuple[str, float] | None:
     if key == "percentile":
         return "percentile", check_percentile(owner, "cutoff['percentile']", value)
     if key == "score":
-        if isinstance(value, bool) or not isinstance(
-            value, (int, float, np.integer, np.floating)
-        ) or not math.isfinite(float(value)) or float(value) < 0:
-            raise OperatorError(
-                f"{owner}: cutoff['score'] must be a finite number >= 0; got {value!r}"
-            )
+        if value not in SCORE_CUTOFF:
+            raise OperatorError(f"{owner}: cutoff['score'] must be {SCORE_CUTOFF.describe()}; got {value!r}")
         return "score", float(value)
     raise OperatorError(
         f"{owner}: cutoff key must be 'score' or 'percentile'; got {key!r}"

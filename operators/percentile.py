@@ -10,6 +10,10 @@ from operators import _kernels as K
 from operators.base import TAILS, Classifier, as_1d, check_percentile, check_tail
 
 
+#: The percentile cut-off when none is given (the CLI, API and pipelines use it too).
+DEFAULT_PERCENTILE = 99.0
+
+
 class Percentile(Classifier):
     """Outlier iff x >= percentile(values, p) (high), x <= percentile(values, 100 - p)
     (low), or either (both); ``numpy.percentile`` with its default linear method.
@@ -29,7 +33,7 @@ class Percentile(Classifier):
 
     fits_by_passes = True
 
-    def __init__(self, percentile: float = 99.0, tail: str = "high") -> None:
+    def __init__(self, percentile: float = DEFAULT_PERCENTILE, tail: str = "high") -> None:
         self.percentile = percentile
         self.tail = tail
         self._validate()

@@ -537,12 +537,12 @@ def test_openapi_document_matches_the_routes(client):
 
 
 def test_openapi_parameters_match_the_code():
-    from macrobase.api import EXPLAIN_DEFAULTS
+    from macrobase.api import explain_defaults
 
     doc = openapi_document()
     params = {p["name"]: p for p in doc["paths"][f"{API_PREFIX}/explain"]["post"]["parameters"]}
-    assert set(params) == set(EXPLAIN_DEFAULTS)
-    for name, default in EXPLAIN_DEFAULTS.items():
+    assert set(params) == set(explain_defaults())
+    for name, default in explain_defaults().items():
         assert params[name]["schema"].get("default") == default, name
 
 
