@@ -412,13 +412,11 @@ def _finish(
 ) -> DecodedBatch:
     m = len(rows)
     keep = np.ones(m, dtype=bool)
-    reasons = np.zeros(m, dtype=np.int8)
     out: dict[str, pa.Array] = {}
     for name in metrics:
         vals, codes = metric_to_float64(table.column(name)) if m else (pa.array([], pa.float64()),
                                                                        np.zeros(0, np.int8))
         first_bad = keep & (codes != OK)
-        reasons[first_bad] = codes[first_bad]
         bad_field = np.where(first_bad)[0]
         for j in bad_field:
             dead.append(_metric_dead_letter(int(codes[j]), name, table.column(name)[int(j)].as_py(),

@@ -332,14 +332,12 @@ def test_dead_letters_newest_first(store):
     assert all(o is no_update for o in C.dead_letters_view(store, "telemetry", fp))
 
 
-def test_format_count_against_plain_formatting():
-    for value in (0, 7, 999, 1000, 9999, 10_000, 12345, 9_999_999, 2.5e9):
-        text = F.format_count(value)
-        if value < 10_000:
-            assert text == f"{value:,.0f}"
-        else:
-            scale, suffix = next((s, x) for s, x in ((1e9, "G"), (1e6, "M"), (1e3, "k")) if value >= s)
-            assert text == f"{value / scale:.3g}{suffix}"
+def test_format_count_reads_like_a_person_writes_counts():
+    # exact with thousands separators up to 9,999; then three significant digits and a suffix
+    expected = {0: "0", 7: "7", 999: "999", 1000: "1,000", 9999: "9,999", 10_000: "10k", 12345: "12.3k",
+                -12345: "-12.3k", 987_654: "988k", 4_560_000: "4.56M", 9_999_999: "10M", 2.5e9: "2.5G",
+                0.5: "0.5", 42.25: "42.2", 150.0: "150"}
+    assert {value: F.format_count(value) for value in expected} == expected
     assert F.format_count(float("inf")) == "∞" and F.format_count(None) == "—"
     assert math.isinf(F._number("inf"))
 

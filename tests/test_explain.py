@@ -187,3 +187,31 @@ def test_per_combination_counting_paths_agree(monkeypatch, joint_limit, dense_li
     for mode in ("refined", "minimal"):
         params = dict(min_support=0.02, min_ratio=2.0, mode=mode)
         assert_same(ours(df, attributes, **params), reference_explain(df, attributes, **params))
+
+
+# ------------------------------------------------- the refine tie-break, with literal answers
+
+def _same_rows_table(order: tuple[str, ...]):
+    """100 rows; a=x exactly where b=y (rows 0-19); the outliers are rows 0-9, and among
+    rows 10-99 c is z on every other row, so c=z is frequent but not a cause."""
+    n = 100
+    a = ["x" if i < 20 else f"a{i % 4}" for i in range(n)]
+    b = ["y" if i < 20 else f"b{i % 5}" for i in range(n)]
+    c = ["z" if i % 2 else "w" for i in range(n)]
+    cols = {"a": a, "b": b, "c": c}
+    return encode_columns({k: cols[k] for k in order}), np.arange(n) < 10
+
+
+def test_same_rows_keep_the_item_of_the_first_attribute():
+    encoded, outlier = _same_rows_table(("a", "b", "c"))
+    found = BatchExplainer(min_support=0.2, min_ratio=3.0, max_order=1).explain(encoded, outlier)
+    assert [(e.attributes, e.implies) for e in found] == [((("a", "x"),), (("b", "y"),))]
+    # MacroBase's minimal explanations report both, equal counts ordered by attribute
+    found = BatchExplainer(min_support=0.2, min_ratio=3.0, max_order=1, mode="minimal").explain(encoded, outlier)
+    assert [(e.attributes, e.implies) for e in found] == [((("a", "x"),), ()), ((("b", "y"),), ())]
+
+
+def test_same_rows_follow_the_attribute_order_given():
+    encoded, outlier = _same_rows_table(("b", "a", "c"))
+    found = BatchExplainer(min_support=0.2, min_ratio=3.0, max_order=1).explain(encoded, outlier)
+    assert [(e.attributes, e.implies) for e in found] == [((("b", "y"),), (("a", "x"),))]
