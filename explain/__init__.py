@@ -8,9 +8,10 @@ from explain.encoding import EncodedAttributes, encode_column, encode_columns
 from explain.metrics import RATIO_METRICS, global_ratio, prevalence_ratio, ratio_function, risk_ratio
 from explain.params import ExplainerParams
 from explain.result import Explanation, describe, json_number
+from explain.sketch import AmcSketch
 
 __all__ = [
-    "BatchExplainer", "EncodedAttributes", "ExplainerParams", "Explanation", "RATIO_METRICS",
+    "AmcSketch", "BatchExplainer", "EncodedAttributes", "ExplainerParams", "Explanation", "RATIO_METRICS",
     "describe", "encode_column", "encode_columns", "global_ratio",
     "json_number", "prevalence_ratio", "ratio_function", "risk_ratio",
 ]

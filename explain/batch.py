@@ -18,19 +18,27 @@ from explain.encoding import EncodedAttributes
 from explain.itemsets import CodedChunk, FrequentItemsetCounter
 from explain.metrics import ratio_function
 from explain.result import Explanation, explanations_from, value_item_key
-from explain.params import DEFAULTS, ExplainerParams
+from explain.params import CONSTRAINTS, DEFAULTS
+from operators.estimator import Estimator
 from explain.rules import Found, apply_rules
 
 T = TypeVar("T")
 
 
-class BatchExplainer:
+class BatchExplainer(Estimator):
     """Minimal or refined explanations of the outliers among all rows (DESIGN.md).
 
     ``max_p_value`` (None: off) keeps only explanations whose Benjamini–Hochberg adjusted
     Fisher p-value, over every itemset that occurs among the outliers, is at most this.
     Learned by ``explain``: ``outliers_`` and ``total_``, the rows counted.
+
+    >>> from explain import encode_columns
+    >>> enc = encode_columns({"model": ["a", "a", "b", "b", "b", "b"]})
+    >>> [e.attributes for e in BatchExplainer(min_ratio=2).explain(enc, [True, True, False, False, False, False])]
+    [(('model', 'a'),)]
     """
+
+    _constraints = CONSTRAINTS
 
     def __init__(
         self,
@@ -47,6 +55,7 @@ class BatchExplainer:
         self.max_order = max_order
         self.mode = mode
         self.max_p_value = max_p_value
+        self._check_params()
 
     def explain(self, encoded: EncodedAttributes, is_outlier: np.ndarray) -> list[Explanation]:
         """Explanations sorted by outlier count, ratio, then attributes."""
@@ -98,7 +107,7 @@ class BatchExplainer:
 
     def validate(self):
         """Raise ValueError naming the first bad parameter; return the ratio function."""
-        ExplainerParams.of(self).validate()
+        self._check_params()
         return ratio_function(self.ratio_metric)
 
 

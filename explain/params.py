@@ -10,16 +10,17 @@ defaults and bounds from here (``tests/test_vocabulary.py`` checks every front e
 >>> ExplainerParams(min_support="0.1").validate()
 Traceback (most recent call last):
 ...
-ValueError: min_support: expected a number > 0 and <= 1, got '0.1'
+operators.estimator.ParameterError: min_support: expected a number > 0 and <= 1, got '0.1'
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Mapping
 
 from explain.metrics import RATIO_METRICS
 from operators.domains import Interval
+from operators.estimator import Constraint, OneOf, OrNone
 
 #: Explanation modes (DESIGN.md "Explanation semantics").
 MODES = ("refined", "minimal")
@@ -36,6 +37,15 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "ratio_metric": tuple(RATIO_METRICS),
     "mode": MODES,
 }
+#: The constraints table of every explainer's shared parameters (``Estimator._constraints``).
+CONSTRAINTS: Mapping[str, Constraint] = {
+    "min_support": DOMAINS["min_support"],
+    "min_ratio": DOMAINS["min_ratio"],
+    "ratio_metric": OneOf(CHOICES["ratio_metric"]),
+    "max_order": DOMAINS["max_order"],
+    "mode": OneOf(MODES),
+    "max_p_value": OrNone(DOMAINS["max_p_value"]),
+}
 
 
 @dataclass(frozen=True)
@@ -49,18 +59,11 @@ class ExplainerParams:
     mode: str = "refined"
     max_p_value: float | None = None
 
-    @classmethod
-    def of(cls, explainer: Any) -> "ExplainerParams":
-        """The shared parameters of an explainer (its attributes of the same names)."""
-        return cls(**{f.name: getattr(explainer, f.name) for f in fields(cls)})
-
     def validate(self) -> "ExplainerParams":
-        """``self``, or ValueError naming the first parameter outside its domain."""
+        """``self``, or :class:`~operators.estimator.ParameterError` naming the first
+        parameter outside its domain."""
         for name, value in asdict(self).items():
-            if name in CHOICES and value not in CHOICES[name]:
-                raise ValueError(f"{name}: expected one of {', '.join(CHOICES[name])}, got {value!r}")
-            if name in DOMAINS and not (name == "max_p_value" and value is None):
-                DOMAINS[name].check(name, value)
+            CONSTRAINTS[name].check(name, value)
         return self
 
 

@@ -22,17 +22,20 @@ from __future__ import annotations
 import numpy as np
 
 from explain import _stream_kernels as k
+from operators.domains import Interval
+from operators.estimator import Estimator
 
 _MIN_CAPACITY = 64
 
 
-class AmcSketch:
+class AmcSketch(Estimator):
     """At most ``2 * budget`` entries ``key -> (o, n)`` (``budget`` after :meth:`prune`)."""
 
+    _constraints = {"budget": Interval(1, integer=True)}
+
     def __init__(self, budget: int) -> None:
-        if int(budget) < 1:
-            raise ValueError(f"sketch_size: expected an integer >= 1, got {budget!r}")
-        self.budget = int(budget)
+        self.budget = budget
+        self._check_params()
         self.floor_o = 0.0
         self.floor_n = 0.0
         self.evicted = False

@@ -62,16 +62,25 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from explain.params import DEFAULTS, ExplainerParams
+from explain.params import CONSTRAINTS, DEFAULTS
 from explain.itemsets import Item, Itemset
 from explain.metrics import ratio_function
 from explain.rules import Found, apply_rules
 from explain.sketch import AmcSketch
+from operators.domains import Interval
+from operators.estimator import Estimator, ParameterError
 
 _MAX_KEY_BITS = 62     # packed keys stay positive int64
 
 
-class StreamingExplainer:
+class _DistinctNames:
+    def check(self, name: str, value: Any) -> Any:
+        if isinstance(value, str) or len(value) == 0 or len(set(value)) != len(value):
+            raise ParameterError(name, f"{name}: expected distinct attribute names, got {value!r}")
+        return value
+
+
+class StreamingExplainer(Estimator):
     """Decayed, mergeable itemset counts and the explanations they support (DESIGN.md).
 
     Parameters are those of :class:`explain.BatchExplainer` plus ``decay`` (per
@@ -107,20 +116,20 @@ class StreamingExplainer:
         self.dense_values = dense_values
         self.dense_bits = dense_bits
         self.max_p_value = max_p_value
+        self._check_params()
 
     # -- parameters and lazily built state ------------------------------------------------
+    _constraints = {
+        "names": _DistinctNames(),
+        **CONSTRAINTS,
+        "decay": Interval(0, 1, high_open=True),
+        "sketch_size": Interval(1, integer=True),
+        "dense_values": Interval(0, integer=True),
+        "dense_bits": Interval(0, 20, integer=True),
+    }
+
     def _validate(self):
-        ExplainerParams.of(self).validate()
-        if not 0 <= self.decay < 1:
-            raise ValueError(f"decay: expected a number in [0, 1), got {self.decay!r}")
-        if not isinstance(self.sketch_size, (int, np.integer)) or self.sketch_size < 1:
-            raise ValueError(f"sketch_size: expected an integer >= 1, got {self.sketch_size!r}")
-        if not isinstance(self.dense_values, (int, np.integer)) or self.dense_values < 0:
-            raise ValueError(f"dense_values: expected an integer >= 0, got {self.dense_values!r}")
-        if not isinstance(self.dense_bits, (int, np.integer)) or not 0 <= self.dense_bits <= 20:
-            raise ValueError(f"dense_bits: expected an integer in [0, 20], got {self.dense_bits!r}")
-        if len(self.names) == 0 or len(set(self.names)) != len(self.names):
-            raise ValueError(f"names: expected distinct attribute names, got {list(self.names)!r}")
+        self._check_params()
         return ratio_function(self.ratio_metric)
 
     def _ensure_state(self) -> None:

@@ -1,4 +1,4 @@
-"""Shared machinery for the classifiers: parameter handling, input checks, errors.
+"""Shared machinery for the classifiers: the Classifier base, cut-off and tail checks, input checks.
 
 Conventions follow scikit-learn: ``__init__`` stores its arguments unchanged (it may
 reject obviously bad ones early, but sets nothing else), ``fit`` learns state into
@@ -8,23 +8,18 @@ so ``set_params`` cannot smuggle in a bad value.
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from operators import _kernels as K
 from operators.domains import PERCENTILE, SCORE_CUTOFF
+from operators.estimator import Estimator, OperatorError, ParameterError
 
 if TYPE_CHECKING:
     from operators.selection import Mapper, Passes
 
 TAILS = {"high": K.TAIL_HIGH, "low": K.TAIL_LOW, "both": K.TAIL_BOTH}
-
-
-class OperatorError(ValueError):
-    """A bad parameter or input for an operator (a ValueError, so callers can catch
-    either)."""
 
 
 class NotFittedError(OperatorError):
@@ -36,13 +31,13 @@ class NotFittedError(OperatorError):
 
 def check_tail(owner: str, tail: Any) -> int:
     if not isinstance(tail, str) or tail not in TAILS:
-        raise OperatorError(f"{owner}: tail must be one of {', '.join(map(repr, TAILS))}; got {tail!r}")
+        raise ParameterError("tail", f"{owner}: tail must be one of {', '.join(map(repr, TAILS))}; got {tail!r}")
     return TAILS[tail]
 
 
-def check_percentile(owner: str, name: str, p: Any) -> float:
+def check_percentile(owner: str, name: str, p: Any, parameter: str | None = None) -> float:
     if p not in PERCENTILE:
-        raise OperatorError(f"{owner}: {name} must be {PERCENTILE.describe()}; got {p!r}")
+        raise ParameterError(parameter or name, f"{owner}: {name} must be {PERCENTILE.describe()}; got {p!r}")
     return float(p)
 
 
@@ -51,20 +46,16 @@ def check_cutoff(owner: str, cutoff: Any) -> tuple[str, float] | None:
     if cutoff is None:
         return None
     if not isinstance(cutoff, dict) or len(cutoff) != 1:
-        raise OperatorError(
-            f"{owner}: cutoff must be a dict with exactly one key 'score' or 'percentile'; "
-            f"got {cutoff!r}"
-        )
+        raise ParameterError(
+            "cutoff", f"{owner}: cutoff must be a dict with exactly one key 'score' or 'percentile'; got {cutoff!r}")
     ((key, value),) = cutoff.items()
     if key == "percentile":
-        return "percentile", check_percentile(owner, "cutoff['percentile']", value)
+        return "percentile", check_percentile(owner, "cutoff['percentile']", value, parameter="cutoff")
     if key == "score":
         if value not in SCORE_CUTOFF:
-            raise OperatorError(f"{owner}: cutoff['score'] must be {SCORE_CUTOFF.describe()}; got {value!r}")
+            raise ParameterError("cutoff", f"{owner}: cutoff['score'] must be {SCORE_CUTOFF.describe()}; got {value!r}")
         return "score", float(value)
-    raise OperatorError(
-        f"{owner}: cutoff key must be 'score' or 'percentile'; got {key!r}"
-    )
+    raise ParameterError("cutoff", f"{owner}: cutoff key must be 'score' or 'percentile'; got {key!r}")
 
 
 # --------------------------------------------------------------------------- input checks
@@ -111,35 +102,22 @@ def as_2d(owner: str, X: Any) -> np.ndarray:
 # --------------------------------------------------------------------------- base class
 
 
-class Classifier:
-    """Base class: parameter introspection, fit_predict, fitted-state checks.
+class Classifier(Estimator):
+    """Base class: the estimator contract, fit_predict, fitted-state checks.
 
     ``fits_by_passes``: ``fit_passes(passes, n)`` fits exactly as ``fit`` would, reading
     the values through repeated passes (data bigger than memory)."""
 
     fits_by_passes = False
 
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
+    def _check_params(self) -> None:
+        self._validate()
 
-    def get_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> "Classifier":
-        valid = set(self._param_names())
-        for key, value in params.items():
-            if key not in valid:
-                raise OperatorError(
-                    f"{type(self).__name__}: unknown parameter {key!r}; expected one of {sorted(valid)}"
-                )
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+    def _validate(self) -> Any:
+        """Check every parameter: the ``_constraints`` table here; subclasses add their
+        structured ones (tail, cut-off) and return what ``fit`` needs. Called by
+        ``__init__``, ``set_params`` and again by ``fit``."""
+        Estimator._check_params(self)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_features_in_"):
@@ -189,6 +167,7 @@ class UnivariateScorer(Classifier):
         self._validate()
 
     def _validate(self) -> tuple[int, tuple[str, float]]:
+        super()._validate()
         owner = type(self).__name__
         tail = check_tail(owner, self.tail)
         cut = check_cutoff(owner, self.cutoff)

@@ -9,7 +9,7 @@ its OpenAPI document derive theirs from it, so their words and limits cannot dri
 >>> Interval(1, 3, integer=True).check("max_order", 4)
 Traceback (most recent call last):
 ...
-ValueError: max_order: expected an integer from 1 to 3, got 4
+operators.estimator.ParameterError: max_order: expected an integer from 1 to 3, got 4
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
+
+from operators.estimator import ParameterError
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,9 @@ class Interval:
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
     def check(self, name: str, value: Any) -> Any:
-        """``value`` when it is inside; else ``ValueError("name: expected ..., got value")``."""
+        """``value`` when it is inside; else ``ParameterError("name: expected ..., got value")``."""
         if value not in self:
-            raise ValueError(f"{name}: expected {self.describe()}, got {value!r}")
+            raise ParameterError(name, f"{name}: expected {self.describe()}, got {value!r}")
         return value
 
     def describe(self) -> str:

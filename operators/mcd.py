@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from numbers import Integral
 from typing import Any
 
 import numpy as np
 
 from operators import _kernels as K
 from operators.base import Classifier, OperatorError, as_2d, check_cutoff, check_tail
+from operators.domains import Interval
+from operators.estimator import OrNone, RandomState
 
 #: Candidates kept per subset / on the merged set (Rousseeuw & Van Driessen use 10).
 _N_BEST = 10
@@ -102,25 +103,17 @@ class MCD(Classifier):
         self.max_iter = max_iter
         self._validate()
 
+    _constraints = {
+        "support_fraction": OrNone(Interval(0, 1, low_open=True)),
+        "n_starts": Interval(1, integer=True),
+        "random_state": RandomState(),
+        "max_iter": Interval(1, integer=True),
+    }
+
     def _validate(self) -> tuple[str, float] | None:
+        super()._validate()
         check_tail("MCD", self.tail)
         cut = check_cutoff("MCD", self.cutoff)
-        sf = self.support_fraction
-        if sf is not None and (
-            isinstance(sf, bool)
-            or not isinstance(sf, (int, float, np.floating))
-            or not (0.0 < float(sf) <= 1.0)
-        ):
-            raise OperatorError(f"MCD: support_fraction must be None or in (0, 1]; got {sf!r}")
-        for name in ("n_starts", "max_iter"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
-                raise OperatorError(f"MCD: {name} must be an integer >= 1; got {v!r}")
-        rs = self.random_state
-        if rs is not None and not isinstance(rs, (Integral, np.random.Generator)):
-            raise OperatorError(
-                f"MCD: random_state must be None, an int or a numpy Generator; got {rs!r}"
-            )
         return cut
 
     # ----------------------------------------------------------------- raw FastMCD

@@ -39,6 +39,7 @@ class Percentile(Classifier):
         self._validate()
 
     def _validate(self) -> tuple[float, int]:
+        super()._validate()
         owner = type(self).__name__
         return check_percentile(owner, "percentile", self.percentile), check_tail(owner, self.tail)
 

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from operators import _kernels as K
-from operators.base import Classifier, OperatorError, as_1d
+from operators.base import Classifier, as_1d
+from operators.estimator import OneOf, ParameterError
 
 OPS = {">": 0, ">=": 1, "<": 2, "<=": 3, "==": 4, "!=": 5}
 
@@ -29,6 +30,8 @@ class Predicate(Classifier):
     """
 
     fits_by_passes = True
+    requires_training = False
+    _constraints = {"op": OneOf(tuple(OPS))}
 
     def __init__(self, op: str = ">", value: float = 0.0) -> None:
         self.op = op
@@ -36,13 +39,10 @@ class Predicate(Classifier):
         self._validate()
 
     def _validate(self) -> tuple[int, float]:
-        if not isinstance(self.op, str) or self.op not in OPS:
-            raise OperatorError(
-                f"Predicate: op must be one of {' '.join(OPS)}; got {self.op!r}"
-            )
+        super()._validate()
         v = self.value
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or math.isnan(float(v)):
-            raise OperatorError(f"Predicate: value must be a number (not NaN); got {v!r}")
+            raise ParameterError("value", f"Predicate: value must be a number (not NaN); got {v!r}")
         return OPS[self.op], float(v)
 
     def fit(self, X: Any) -> "Predicate":

@@ -7,16 +7,17 @@ to the new data at a rate set by ``decay``; decay = 0 is a plain uniform reservo
 
 from __future__ import annotations
 
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
 from operators import _kernels as K
 from operators.base import OperatorError
+from operators.domains import Interval
+from operators.estimator import Estimator, RandomState
 
 
-class DampedReservoir:
+class DampedReservoir(Estimator):
     """Fixed-size weighted sample of a stream of row batches.
 
     Parameters
@@ -37,18 +38,14 @@ class DampedReservoir:
     (100, 2)
     """
 
+    _constraints = {"capacity": Interval(1, integer=True), "decay": Interval(0, 1, high_open=True),
+                    "random_state": RandomState()}
+
     def __init__(self, capacity: int, decay: float = 0.0, random_state: Any = None) -> None:
-        if isinstance(capacity, bool) or not isinstance(capacity, Integral) or capacity < 1:
-            raise OperatorError(f"DampedReservoir: capacity must be an integer >= 1; got {capacity!r}")
-        if isinstance(decay, bool) or not isinstance(decay, Real) or not (0.0 <= float(decay) < 1.0):
-            raise OperatorError(f"DampedReservoir: decay must be a number in [0, 1); got {decay!r}")
-        if random_state is not None and not isinstance(random_state, (Integral, np.random.Generator)):
-            raise OperatorError(
-                f"DampedReservoir: random_state must be None, an int or a numpy Generator; got {random_state!r}"
-            )
-        self.capacity = int(capacity)
-        self.decay = float(decay)
+        self.capacity = capacity
+        self.decay = decay
         self.random_state = random_state
+        self._check_params()
         self._rng = (
             random_state
             if isinstance(random_state, np.random.Generator)

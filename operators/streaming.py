@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 
 from operators.base import Classifier, OperatorError
-from operators.predicate import Predicate
+from operators.domains import Interval
+from operators.estimator import Estimator, InstanceOf, OrNone, RandomState
 from operators.reservoir import DampedReservoir
 
 
-class StreamingClassifier:
+class StreamingClassifier(Estimator):
     """Keeps ``classifier`` trained on recent events.
 
     Parameters
@@ -49,6 +50,16 @@ class StreamingClassifier:
         self.retrain_every = retrain_every
         self.warmup = warmup
         self.random_state = random_state
+        self._check_params()
+
+    _constraints = {
+        "classifier": InstanceOf(Classifier, "an unfitted classifier from operators"),
+        "reservoir": Interval(1, integer=True),
+        "decay": Interval(0, 1, high_open=True),
+        "retrain_every": Interval(1, integer=True),
+        "warmup": OrNone(Interval(1, integer=True)),
+        "random_state": RandomState(),
+    }
 
     @property
     def ready(self) -> bool:
@@ -58,15 +69,14 @@ class StreamingClassifier:
     @property
     def model(self) -> Classifier | None:
         """The fitted model in use, or None before the first one (a predicate is never None)."""
-        if getattr(self, "model_", None) is None and isinstance(self.classifier, Predicate):
+        if getattr(self, "model_", None) is None and not self.classifier.requires_training:
             self.model_ = copy.deepcopy(self.classifier).fit(np.zeros(1))
         return getattr(self, "model_", None)
 
     def _start(self) -> None:
         if hasattr(self, "reservoir_"):
             return
-        if self.retrain_every < 1 or self.reservoir < 1:
-            raise OperatorError("StreamingClassifier: reservoir and retrain_every must be >= 1")
+        self._check_params()
         self.reservoir_ = DampedReservoir(self.reservoir, self.decay, self.random_state)
         self.model_ = getattr(self, "model_", None)
         self.seen_ = 0
@@ -81,7 +91,7 @@ class StreamingClassifier:
 
     def train_now(self) -> "StreamingClassifier":
         """Train on whatever the reservoir holds (a bounded stream ended before the warm-up)."""
-        if not isinstance(self.classifier, Predicate) and hasattr(self, "reservoir_") and self.seen_:
+        if self.classifier.requires_training and hasattr(self, "reservoir_") and self.seen_:
             self._train()
         return self
 
@@ -95,7 +105,7 @@ class StreamingClassifier:
         self.since_training_ += len(X)
         warmup = self.reservoir if self.warmup is None else self.warmup
         due = self.since_training_ >= self.retrain_every if self.model_ is not None else self.seen_ >= warmup
-        if due and not isinstance(self.classifier, Predicate):  # a predicate learns nothing
+        if due and self.classifier.requires_training:  # a predicate learns nothing
             self._train()
         return self
 
