@@ -52,8 +52,8 @@ row; no per-row Python.
 >>> model = np.array([0] * 50 + [1] * 950, np.int32)
 >>> region = np.arange(1000, dtype=np.int32) % 2
 >>> ex = ex.update([model, region], np.arange(1000) < 40)  # returns self
->>> [f.itemset for f in ex.explanations()], ex.totals, ex.exact_
-([((0, 0),)], (40.0, 1000.0), True)
+>>> [e.attributes for e in ex.explanations()], ex.totals, ex.exact_
+([(('model', 0),)], (40.0, 1000.0), True)
 """
 from __future__ import annotations
 
@@ -65,12 +65,24 @@ import numpy as np
 from explain.params import CONSTRAINTS, DEFAULTS
 from explain.itemsets import Item, Itemset
 from explain.metrics import ratio_function
-from explain.rules import Found, apply_rules
+from explain.result import Explanation, explanations_from, value_item_key
+from explain.rules import apply_rules
 from explain.sketch import AmcSketch
 from operators.domains import Interval
 from operators.estimator import Estimator, ParameterError
 
 _MAX_KEY_BITS = 62     # packed keys stay positive int64
+
+
+class _CodesAsValues:
+    """``values[attribute][code] == code``: explanations in codes when no values are given."""
+
+    class _Codes:
+        def __getitem__(self, code: int) -> int:
+            return int(code)
+
+    def __getitem__(self, attribute: int) -> "_CodesAsValues._Codes":
+        return self._Codes()
 
 
 class _DistinctNames:
@@ -435,21 +447,29 @@ class StreamingExplainer(Estimator):
         itemsets = [tuple(zip(attrs[k].tolist(), cs)) for k, cs in zip(combo.tolist(), codes.tolist())]
         return itemsets, list(zip(o[keep].tolist(), n[keep].tolist()))
 
-    def explanations(self, item_key: Callable[[Item], tuple] | None = None) -> list[Found]:
-        """Explanations of the current decayed counts, as :class:`explain.rules.Found`.
+    def explanations(self, values: Sequence[Sequence[Any]] | None = None,
+                     item_key: Callable[[Item], tuple] | None = None) -> list[Explanation]:
+        """Explanations of the current decayed counts, the same type as
+        :meth:`explain.BatchExplainer.explain` returns.
 
-        Items are ``(attribute index, code)``; ``item_key`` orders tied items (default: the
-        item itself; pass ``(index, str(value))`` to match ``BatchExplainer`` exactly).
+        ``values[j]`` are attribute ``j``'s values by code (None: the codes themselves);
+        tied items are ordered by ``item_key`` (default: attribute position, then the
+        value's text, as in ``BatchExplainer``; without values, the codes).
         """
         ratio = self._validate()
         self._ensure_state()
-        return apply_rules(
+        if item_key is None:
+            item_key = (lambda item: item) if values is None else value_item_key(values)
+        if values is None:
+            values = _CodesAsValues()
+        found = apply_rules(
             self.frequent_counts(), self.outliers_, self.total_,
             min_support=self.min_support, min_ratio=self.min_ratio, ratio=ratio,
-            max_order=self.max_order, mode=self.mode, item_key=item_key or (lambda item: item),
+            max_order=self.max_order, mode=self.mode, item_key=item_key,
             max_p_value=self.max_p_value,
             tested=None if self.max_p_value is None else self._outlier_itemsets(),
         )
+        return explanations_from(found, self.names, values, self.outliers_, self.ratio_metric)
 
     def _outlier_itemsets(self) -> int:
         """Counted itemsets with outliers (o > 0): the Benjamini–Hochberg family.

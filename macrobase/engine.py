@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import pyarrow as pa
 
-from explain.result import explanations_from, json_count, value_item_key
+from explain.result import json_count
 from explain.streaming import StreamingExplainer
 from macrobase.config import PipelineConfig
 from macrobase.lifecycle import ExplanationLifecycle
@@ -141,13 +141,11 @@ class GlobalEngine:
         now = time.time()
         elapsed = max(now - self.interval_started, 1e-9)
         O, N = self.explainer.totals
-        values = [enc.values for enc in self.encoders]
-        found = self.explainer.explanations(item_key=value_item_key(values))
-        metric = self.cfg.explainer.ratio_metric
+        found = self.explainer.explanations([enc.values for enc in self.encoders])
         unhealthy = [err for ok, err in self.health.values() if not ok]
         emitted_at = _iso(now)
         step = self.lifecycle.update(
-            [e.to_dict() for e in explanations_from(found, self.attributes, values, O, metric)], emitted_at)
+            [e.to_dict() for e in found], emitted_at)
         doc = {
             "pipeline": pipeline,
             "emitted_at": emitted_at,

@@ -60,7 +60,7 @@ def _batch(est):
 
 def _streaming_explainer(est):
     est.update(CODES, FLAGS)
-    return [(f.itemset, f.outliers, f.rows) for f in est.found()] if hasattr(est, "found") else est.frequent_counts()
+    return [(e.attributes, e.outlier_count, e.count) for e in est.explanations()]
 
 
 #: class -> (a valid instance, what it computes on fixed data)

@@ -62,9 +62,7 @@ def test_streaming_reports_the_same_route_once():
     ex = StreamingExplainer(attrs, **params)
     for lo in range(0, len(df), 700):
         ex.update([c[lo:lo + 700] for c in enc.codes], outliers[lo:lo + 700])
-    key = lambda i: (i[0], str(enc.values[i[0]][i[1]]))
-    got = [({enc.names[a]: enc.values[a][c] for a, c in f.itemset},
-            {enc.names[a]: enc.values[a][c] for a, c in f.implies}) for f in ex.explanations(item_key=key)]
+    got = [(dict(e.attributes), dict(e.implies)) for e in ex.explanations(enc.values)]
     want = [(dict(e.attributes), dict(e.implies)) for e in BatchExplainer(**params).explain(enc, outliers)]
     assert got == want and ({"carrier": "HA", "hour": 9}, {"origin": "JFK", "dest": "HNL"}) in got
 

@@ -1,16 +1,24 @@
 """p-values against SciPy, intervals against SciPy and by coverage, and max_p_value on
-planted data: planted causes survive Benjamini–Hochberg at 0.01, noise does not."""
+planted data: planted causes survive Benjamini–Hochberg at 0.01, noise does not.
+
+The product computes the hypergeometric tail itself (explain.significance does not import
+scipy.stats); SciPy is the reference here. Results below the smallest normal double
+(~2.2e-308) carry few significant digits, SciPy's as well as ours: they are compared with
+``atol=TINY``.
+"""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
-from scipy.stats import fisher_exact
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import fisher_exact, hypergeom
 from scipy.stats.contingency import odds_ratio, relative_risk
 
 from explain import BatchExplainer, StreamingExplainer
-from explain.significance import bh_adjusted, fisher_greater, ratio_ci
+from explain.significance import bh_adjusted, fisher_greater, hypergeom_cdf, ratio_ci
 from macrobase.columns import encode_arrow
 from macrobase.synthetic import planted_table
 
@@ -42,7 +50,86 @@ def test_p_values_equal_scipy_fisher_exact():
     got = fisher_greater(o, n, O, N)
     want = np.array([scipy_p(*t) for t in zip(o.tolist(), n.tolist(), O.tolist(), N.tolist())])
     assert (want[:-7] < 1e-12).any() and (want > 0.5).any()   # both tails exercised
-    np.testing.assert_allclose(got, want, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=TINY)
+
+
+#: Below this a double is subnormal: fewer than 16 significant digits are left.
+TINY = float(np.finfo(np.float64).tiny)
+
+
+@st.composite
+def tables(draw, max_n):
+    """(o, n, O, N): a consistent 2x2 table with 0 < n < N and 0 < O < N."""
+    N = draw(st.integers(2, max_n))
+    O = draw(st.integers(1, N - 1))
+    n = draw(st.integers(1, N - 1))
+    lo, hi = max(0, O - (N - n)), min(n, O)
+    o = draw(st.one_of(st.integers(lo, hi), st.sampled_from([lo, hi]),
+                       st.integers(max(lo, round(n * O / N) - 3), min(hi, round(n * O / N) + 3))))
+    return o, n, O, N
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(tables(10**6), min_size=1, max_size=40))
+def test_fisher_greater_equals_scipy_on_generated_tables(batch):
+    o, n, O, N = (np.array(c) for c in zip(*batch))
+    want = np.array([scipy_p(*t) for t in batch])
+    # SciPy's own error in far tails at a million rows is ~1e-10 (checked against mpmath).
+    np.testing.assert_allclose(fisher_greater(o, n, O, N), want, rtol=1e-8, atol=TINY)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tables(10**8), st.integers(-2, 2))
+def test_hypergeom_cdf_equals_scipy_at_a_hundred_million_rows(table, shift):
+    o, n, O, N = table
+    x = np.clip(n - o + shift, -1, n + 1)  # also just outside the support
+    got = hypergeom_cdf(x, n, N - n, N - O)[0]
+    want = hypergeom.cdf(x, N, n, N - O)
+    # SciPy (Boost's hypergeometric) is good to ~2e-8 relative at N ~ 1e8, not better: see
+    # test_hypergeom_cdf_against_high_precision_values for the digits we keep there.
+    assert got == pytest.approx(want, rel=1e-6, abs=TINY)
+
+
+@pytest.mark.parametrize("table, want", [
+    # (o, n, O, N) -> P, computed with mpmath at 40 digits (exact sums of exact densities).
+    ((32_343_631, 36_690_075, 57_649_800, 65_403_413), 0.0070399084720831384716),
+    ((39_131_216, 39_144_877, 95_895_689, 95_936_056), 2.892909200265425792e-182),
+    ((66_924_219, 67_310_836, 72_142_354, 72_563_539), 4.4562236910255482827e-126),
+    ((25_000_000, 50_000_000, 50_000_000, 100_000_000), 0.50007978845548187312),
+    ((24_995_000, 50_000_000, 50_000_000, 100_000_000), 0.97726066435564654431),
+    ((438_045, 464_850, 928_935, 995_144), 2.7063200164488196853e-244),
+    ((68_744, 409_274, 147_395, 961_688), 1.0314510500261917439e-258),
+    ((1_339, 2_164, 1_852, 3_800), 5.8029979521750181851e-79),
+])
+def test_hypergeom_cdf_against_high_precision_values(table, want):
+    # At these sizes SciPy differs from the true value by up to 2e-8 (first three rows).
+    o, n, O, N = table
+    assert fisher_greater(o, n, O, N)[0] == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("N", [10_000, 1_000_000, 100_000_000])
+def test_extreme_tails_down_to_1e_300(N):
+    # The outliers crowd into S: for each size, tables whose p-value spans ~1e-10..1e-305.
+    O = n = N // 100 if N > 10_000 else 2_000
+    mean = n * O / N
+    sd = math.sqrt(mean * (1 - O / N) * (N - n) / (N - 1))
+    o = np.unique(np.linspace(mean + 5 * sd, min(n, mean + 60 * sd), 400).round().astype(np.int64))
+    want = hypergeom.cdf(n - o, N, n, N - O)
+    keep = (want > 1e-305) & (want < 1e-10)
+    assert keep.sum() > 20 and want[keep].min() < 1e-290
+    got = fisher_greater(o[keep], n, O, N)
+    rtol = 1e-9 if N <= 1_000_000 else 1e-6  # SciPy's accuracy at 1e8 rows, see above
+    np.testing.assert_allclose(got, want[keep], rtol=rtol, atol=0)
+
+
+def test_p_values_near_one_and_at_the_edges():
+    # o below its expectation: p close to 1, from the complement of the small tail.
+    o, n, O, N = np.array([0, 1, 5, 400]), np.array([1_000, 1_000, 1_000, 50_000]), 1_000, 100_000
+    want = np.array([scipy_p(int(a), int(b), O, N) for a, b in zip(o, n)])
+    np.testing.assert_allclose(fisher_greater(o, n, O, N), want, rtol=1e-12)
+    # Scalars broadcast; every row an outlier, or S every row: p = 1 as in SciPy.
+    assert fisher_greater(5, 10, 20, 20)[0] == 1.0 and fisher_greater(5, 20, 10, 20)[0] == 1.0
+    assert hypergeom_cdf([-1, 0, 3, 4], 3, 7, 3).tolist() == [0.0, pytest.approx(7 / 24, rel=1e-14), 1.0, 1.0]
 
 
 def test_decayed_counts_are_rounded_to_a_table():
@@ -174,7 +261,7 @@ def test_streaming_statistics_use_the_decayed_counts():
     found = ex.explanations()
     assert found and not float(N).is_integer()
     for f in found:
-        assert f.p_value == pytest.approx(scipy_p(round(f.outliers), round(f.rows), round(O), round(N)), rel=1e-9)
+        assert f.p_value == pytest.approx(scipy_p(round(f.outlier_count), round(f.count), round(O), round(N)), rel=1e-9)
     state = StreamingExplainer.from_state(ex.to_state())
     assert state.max_p_value == 0.05 and state.explanations() == found
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from explain import BatchExplainer, EncodedAttributes, StreamingExplainer, encode_columns
-from explain.rules import Found
+from explain.result import Explanation
 from macrobase.columns import encode_arrow
 from macrobase.synthetic import Cause, planted_table
 from tests.test_explain import RATIOS, tables
@@ -29,12 +29,9 @@ def batch_answer(enc: EncodedAttributes, outliers: np.ndarray, **params) -> list
 
 
 def stream_answer(ex: StreamingExplainer, enc: EncodedAttributes) -> list[tuple]:
-    found = ex.explanations(item_key=lambda i: (i[0], str(enc.values[i[0]][i[1]])))
-    assert all(isinstance(f, Found) for f in found)
-    return [
-        (tuple((enc.names[a], enc.values[a][c]) for a, c in f.itemset), f.outliers, f.rows, f.ratio)
-        for f in found
-    ]
+    found = ex.explanations(enc.values)
+    assert all(isinstance(e, Explanation) for e in found)  # the batch explainer's type
+    return [(tuple(e.attributes), e.outlier_count, e.count, e.ratio) for e in found]
 
 
 def feed(ex: StreamingExplainer, enc: EncodedAttributes, outliers: np.ndarray, cuts) -> StreamingExplainer:
@@ -167,8 +164,7 @@ def test_explanation_switches_after_regime_change():
         table, _ = planted_table(20_000, seed=seed, causes=(cause,))
         enc = encode_arrow(table, attrs)
         ex.update(enc.codes, table.column("anomalous").to_numpy())
-        found = [dict((enc.names[a], enc.values[a][c]) for a, c in f.itemset)
-                 for f in ex.explanations()]
+        found = [dict(e.attributes) for e in ex.explanations(enc.values)]
         ex.advance()
         return found
 
@@ -273,7 +269,7 @@ def test_a_million_device_ids_keep_every_sketch_at_its_bound():
         assert all(n <= 2 * size for n in ex.n_entries_.values())
         assert len(ex.dense_n_[0]) <= 1024
     assert ex.n_entries_[1] > size and not ex.exact_      # device ids were evicted
-    assert [f.itemset for f in ex.explanations()] == [((1, 3),)]
+    assert [e.attributes for e in ex.explanations()] == [(("model", 3),)]
 
 
 def test_late_value_clears_the_exact_flag():
