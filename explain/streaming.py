@@ -43,6 +43,10 @@ tier at most 2**20 cells (16 MiB) per order, each sketch at most ``2 * sketch_si
 entries; what grows is the list of late values (16 bytes each). Keys pack the codes of
 a combination into 62 bits: codes wider than that raise ``ValueError``.
 
+Code: this module holds the parameters, the counting and the answers; the key layout is
+in :mod:`explain._stream_layout`, the in-play bookkeeping and ``exact_`` in
+:mod:`explain._stream_play`, merging and checkpoints in :mod:`explain._stream_state`.
+
 Throughput: per batch a few NumPy passes per attribute plus one Numba pass per itemset
 order that indexes (dense tier) or hashes (sketch) every counted combination of every
 row; no per-row Python.
@@ -58,10 +62,13 @@ row; no per-row Python.
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from explain._stream_layout import MAX_KEY_BITS, dense_layout, member, pack, unpack
+from explain._stream_play import PlayBookkeeping
+from explain._stream_state import MergeAndCheckpoint
 from explain.params import CONSTRAINTS, DEFAULTS
 from explain.itemsets import Item, Itemset
 from explain.metrics import ratio_function
@@ -71,7 +78,6 @@ from explain.sketch import AmcSketch
 from operators.domains import Interval
 from operators.estimator import Estimator, ParameterError
 
-_MAX_KEY_BITS = 62     # packed keys stay positive int64
 
 
 class _CodesAsValues:
@@ -92,7 +98,7 @@ class _DistinctNames:
         return value
 
 
-class StreamingExplainer(Estimator):
+class StreamingExplainer(PlayBookkeeping, MergeAndCheckpoint, Estimator):
     """Decayed, mergeable itemset counts and the explanations they support (DESIGN.md).
 
     Parameters are those of :class:`explain.BatchExplainer` plus ``decay`` (per
@@ -177,12 +183,12 @@ class StreamingExplainer(Estimator):
             attrs = np.array(list(combinations(range(n_attrs), r)), np.int64).reshape(-1, r)
             kbits = max(1, (len(attrs) - 1).bit_length())
             shifts = self.bits_[attrs] if len(attrs) else attrs.copy()
-            if len(attrs) and int(shifts.sum(axis=1).max()) + kbits > _MAX_KEY_BITS:
+            if len(attrs) and int(shifts.sum(axis=1).max()) + kbits > MAX_KEY_BITS:
                 raise ValueError(
                     f"codes too large to pack {r} of them into an int64 key "
                     f"(bits per attribute: {self.bits_.tolist()})")
             self._combos[r] = (attrs, np.ascontiguousarray(shifts), kbits)
-            self._dense_off[r], self._dense_cells[r] = _dense_layout(shifts, r, self.dense_bits)
+            self._dense_off[r], self._dense_cells[r] = dense_layout(shifts, r, self.dense_bits)
             if r > 1:
                 self._sketched[np.unique(attrs[self._dense_off[r] < 0])] = True
 
@@ -218,7 +224,7 @@ class StreamingExplainer(Estimator):
             for j in np.flatnonzero(self._sketched).tolist():
                 self._admit_batch(j, cols[j], is_out)
                 self._retire(j)
-                play[j][~_member(cols[j], self.in_play_[j])] = -1
+                play[j][~member(cols[j], self.in_play_[j])] = -1
         for r in range(2, self.max_order + 1):
             attrs, shifts, kbits = self._combos[r]
             if len(attrs):
@@ -261,8 +267,8 @@ class StreamingExplainer(Estimator):
             raise
         self.tier_ = self._empty_tier()
         for r, (keys, o, n) in entries.items():
-            combo, codes = _unpack(keys, *old_layout[r])
-            self._route(r, _pack(combo, codes, *self._combos[r]), o, n, replace=True)
+            combo, codes = unpack(keys, *old_layout[r])
+            self._route(r, pack(combo, codes, *self._combos[r]), o, n, replace=True)
         # Combinations that leave the dense tier were counted for every row so far: their
         # currently frequent values come into play on time, not late.
         for j in np.flatnonzero(self._sketched & ~was_sketched).tolist():
@@ -311,98 +317,6 @@ class StreamingExplainer(Estimator):
         self.dense_n_[j][: len(n)] += n
         self.dense_o_[j][: len(o)] += o
 
-    # -- values in play for sketched combinations ----------------------------------------
-    def _singletons(self, j: int, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Current (o, n) of values ``codes`` of attribute ``j``."""
-        codes = np.asarray(codes, np.int64)
-        o, n = np.zeros(len(codes)), np.zeros(len(codes))
-        low = codes < len(self.dense_n_[j])
-        o[low], n[low] = self.dense_o_[j][codes[low]], self.dense_n_[j][codes[low]]
-        high = codes >= self.dense_values
-        sketch = self.sketches_[1]
-        if high.any() and sketch.size:
-            attrs, shifts, kbits = self._combos[1]
-            pos = sketch.find(_pack(np.full(int(high.sum()), j), codes[high][:, None], attrs, shifts, kbits))
-            hit = pos >= 0
-            idx = np.flatnonzero(high)[hit]
-            o[idx], n[idx] = sketch.o[pos[hit]], sketch.n[pos[hit]]
-        return o, n
-
-    def _frequent(self, o: np.ndarray, factor: float = 1.0) -> np.ndarray:
-        # Same test as apply_rules (o / O >= min_support); a hair looser is harmless there.
-        if self.outliers_ <= 0:
-            return np.zeros(len(o), bool)
-        return o / self.outliers_ >= factor * self.min_support * (1 - 1e-12)
-
-    def _admit_batch(self, j: int, col: np.ndarray, is_out: np.ndarray) -> None:
-        """Bring values of this batch's outliers that are now frequent into play.
-
-        Called after the batch's singletons are counted and before its pairs are, so a
-        value frequent in the batch where it first appears is on time.
-        """
-        fresh = np.unique(col[is_out]).astype(np.int64)
-        fresh = fresh[(fresh >= 0) & ~np.isin(fresh, self.in_play_[j])]
-        if len(fresh) == 0:
-            return
-        o, n = self._singletons(j, fresh)
-        ok = self._frequent(o)
-        if not ok.any():
-            return
-        codes, o, n = fresh[ok], o[ok], n[ok]
-        batch_n = np.array([np.count_nonzero(col == c) for c in codes.tolist()], np.float64)
-        batch_o = np.array([np.count_nonzero(col[is_out] == c) for c in codes.tolist()], np.float64)
-        self._bring_into_play(j, codes, n - batch_n, o - batch_o)
-
-    def _bring_into_play(self, j: int, codes, missed_n, missed_o) -> None:
-        self.in_play_[j] = np.union1d(self.in_play_[j], codes)
-        late = missed_n > 0
-        if late.any():
-            self._mark_late(j, codes[late], missed_o[late])
-
-    def _mark_late(self, j: int, codes, missed_o) -> None:
-        """Record values whose sketched pairs/triples missed rows (``missed_o`` outliers)."""
-        all_codes = np.concatenate([self.late_[j], codes])
-        all_o = np.concatenate([self.late_o_[j], missed_o])
-        self.late_[j], inverse = np.unique(all_codes, return_inverse=True)
-        # bincount of nothing is int64 even with float weights: keep the counts float.
-        self.late_o_[j] = np.bincount(inverse.ravel(), weights=np.asarray(all_o, np.float64),
-                                      minlength=len(self.late_[j])).astype(np.float64)
-
-    def _admit_frequent(self, j: int, late: bool) -> None:
-        """Bring every currently frequent value of attribute ``j`` into play."""
-        dense = np.flatnonzero(self._frequent(self.dense_o_[j]))
-        keys = self.sketches_[1].keys
-        attrs, shifts, kbits = self._combos[1]
-        combo, codes = _unpack(keys, attrs, shifts, kbits)
-        high = codes[combo == j, 0]
-        cand = np.concatenate([dense, high[self._frequent(self._singletons(j, high)[0])]])
-        cand = cand[~np.isin(cand, self.in_play_[j])]
-        if len(cand):
-            o, n = self._singletons(j, cand)
-            self._bring_into_play(j, cand, n if late else np.zeros(len(cand)), o)
-
-    def _retire(self, j: int) -> None:
-        """Take values of attribute ``j`` whose support collapsed out of play.
-
-        Early in a stream ``O`` is small and one outlier makes a value frequent; left in
-        play, such ids would be hashed with every other value for the rest of the stream.
-        Values below a quarter of min_support leave play (wide hysteresis: a value that
-        really matters rarely falls that low, so it does not flap); when more than
-        ``2 / min_support`` values are in play, those below half of min_support (then all
-        infrequent ones) leave too. One that becomes frequent again comes back late.
-        """
-        if len(self.in_play_[j]) == 0 or self.outliers_ <= 0:
-            return
-        o = self._singletons(j, self.in_play_[j])[0]
-        keep = self._frequent(o, factor=0.25)
-        bound = int(np.ceil(2 / self.min_support))
-        if keep.sum() > bound:
-            keep = self._frequent(o, factor=0.5)
-            if keep.sum() > bound:
-                keep = self._frequent(o)
-        if not keep.all():
-            self.in_play_[j] = self.in_play_[j][keep]
-
     def advance(self) -> "StreamingExplainer":
         """End of an emit interval: every count (o, n, O, N) times ``1 - decay``."""
         self._ensure_state()
@@ -442,7 +356,7 @@ class StreamingExplainer(Estimator):
         keep = self._frequent(o)
         if not keep.any():
             return [], []
-        combo, codes = _unpack(keys[keep], *self._combos[r])
+        combo, codes = unpack(keys[keep], *self._combos[r])
         attrs = self._combos[r][0]
         itemsets = [tuple(zip(attrs[k].tolist(), cs)) for k, cs in zip(combo.tolist(), codes.tolist())]
         return itemsets, list(zip(o[keep].tolist(), n[keep].tolist()))
@@ -481,282 +395,8 @@ class StreamingExplainer(Estimator):
         return seen + sum(int(np.count_nonzero(self._entries(r)[1])) for r in self.sketches_)
 
     @property
-    def exact_(self) -> bool:
-        """True iff nothing was evicted and every frequent itemset was counted from its start.
-
-        A sketched itemset S misses only rows from before one of its values came into play
-        (a late value), so its true outlier count is at most its counted ``o`` plus the
-        outliers its late values missed. Exact unless that bound reaches min_support for
-        some S holding a frequent late value (counted or not).
-        """
-        self._ensure_state()
-        if any(s.evicted for s in self.sketches_.values()):
-            return False
-        if self.max_order < 2 or not self._sketched.any():
-            return True
-        if any(self._frequent_values_out_of_play()):
-            return False
-        missed: dict[Item, float] = {}
-        for j in np.flatnonzero(self._sketched).tolist():
-            frequent = self._frequent(self._singletons(j, self.late_[j])[0])
-            for code, o in zip(self.late_[j][frequent].tolist(), self.late_o_[j][frequent].tolist()):
-                missed[(j, code)] = o
-        if not missed:
-            return True
-        # Never counted: o(S) <= the outliers missed by its (at most max_order) late values.
-        if self._frequent(np.array([sum(sorted(missed.values())[-self.max_order:])]))[0]:
-            return False
-        for r in range(2, self.max_order + 1):
-            sketch = self.sketches_[r]
-            if sketch.size == 0:
-                continue
-            combo, codes = _unpack(sketch.keys, *self._combos[r])
-            attrs = self._combos[r][0][combo]
-            bound = sketch.o.copy()
-            touched = np.zeros(len(bound), bool)
-            for (j, code), o in missed.items():
-                holds = ((attrs == j) & (codes == code)).any(axis=1)
-                bound += o * holds
-                touched |= holds
-            if (touched & self._frequent(bound)).any():
-                return False
-        return True
-
-    def _frequent_values_out_of_play(self):
-        for j in np.flatnonzero(self._sketched).tolist():
-            dense = np.flatnonzero(self._frequent(self.dense_o_[j]))
-            if not np.isin(dense, self.in_play_[j]).all():
-                yield j
-            combo, codes = _unpack(self.sketches_[1].keys, *self._combos[1])
-            high = codes[combo == j, 0]
-            high = high[self._frequent(self._singletons(j, high)[0])]
-            if not np.isin(high, self.in_play_[j]).all():
-                yield j
-
-    @property
     def n_entries_(self) -> dict[int, int]:
         """Sketch entries per itemset order (order 1: codes >= dense_values only; the dense
         tier of small attribute combinations, fixed in size, is not included)."""
         self._ensure_state()
         return {r: s.size for r, s in self.sketches_.items()}
-
-    # -- merging and checkpoints ----------------------------------------------------------
-    _PARAMS = ("min_support", "min_ratio", "ratio_metric", "max_order", "mode", "decay",
-               "sketch_size", "dense_values", "dense_bits")
-
-    def merge(self, other: "StreamingExplainer",
-              recode: Sequence[np.ndarray] | None = None) -> "StreamingExplainer":
-        """Add ``other``'s counts to this explainer's (parallel workers sum their counts).
-
-        ``recode[j][c]`` is this explainer's code for ``other``'s code ``c`` of attribute
-        ``j``, for explainers that encoded values independently (one per shard).
-        """
-        self._ensure_state()
-        other._ensure_state()
-        if recode is not None:
-            other = other.translated(recode)
-        if list(other.names) != list(self.names):
-            raise ValueError(f"merge: attribute names differ: {list(self.names)} vs {list(other.names)}")
-        for p in ("max_order", "dense_values", "dense_bits"):
-            if getattr(self, p) != getattr(other, p):
-                raise ValueError(f"merge: {p} differs: {getattr(self, p)!r} vs {getattr(other, p)!r}")
-        bits = np.maximum(self.bits_, other.bits_)
-        if (bits > self.bits_).any():
-            self._rekey(bits)
-        # Values in play on one side only missed the other side's rows in sketched pairs.
-        for j in range(len(self.names)):
-            mine, theirs = self.in_play_[j], other.in_play_[j]
-            only_mine = np.setdiff1d(mine, theirs)
-            only_theirs = np.setdiff1d(theirs, mine)
-            for codes, absent_side in ((only_mine, other), (only_theirs, self)):
-                if len(codes):
-                    o, n = absent_side._singletons(j, codes)
-                    seen = n > 0
-                    self._mark_late(j, codes[seen], o[seen])
-            self._mark_late(j, other.late_[j], other.late_o_[j])
-            self.in_play_[j] = np.union1d(mine, theirs)
-        self.outliers_ += other.outliers_
-        self.total_ += other.total_
-        for store, theirs in ((self.dense_o_, other.dense_o_), (self.dense_n_, other.dense_n_)):
-            for j, arr in enumerate(theirs):
-                if len(arr) > len(store[j]):
-                    store[j] = np.concatenate([store[j], np.zeros(len(arr) - len(store[j]))])
-                store[j][: len(arr)] += arr
-        for r, sketch in self.sketches_.items():
-            theirs = other.sketches_[r]
-            keys, o, n = other._entries(r)
-            combo, codes = _unpack(keys, *other._combos[r])
-            self._route(r, _pack(combo, codes, *self._combos[r]), o, n, replace=False)
-            # Space-Saving bounds add up; an eviction on either side loses exactness.
-            sketch.floor_o += theirs.floor_o
-            sketch.floor_n += theirs.floor_n
-            sketch.evicted |= theirs.evicted
-        # Values frequent only in the sum were in play on neither side: late.
-        for j in np.flatnonzero(self._sketched).tolist():
-            self._admit_frequent(j, late=True)
-        return self
-
-    def translated(self, recode: Sequence[np.ndarray]) -> "StreamingExplainer":
-        """A copy in another code space: code ``c`` of attribute ``j`` becomes ``recode[j][c]``.
-
-        ``recode[j]`` must map distinct codes to distinct codes (an encoder's lookup table).
-        """
-        self._ensure_state()
-        if len(recode) != len(self.names):
-            raise ValueError(f"recode: expected {len(self.names)} tables (one per name), got {len(recode)}")
-        luts = [np.asarray(t, np.int64) for t in recode]
-        out = StreamingExplainer(self.names, max_p_value=self.max_p_value,
-                                 **{p: getattr(self, p) for p in self._PARAMS})
-        out._ensure_state()
-        out.outliers_, out.total_ = self.outliers_, self.total_
-        out.bits_ = np.array([max(1, int(t.max()).bit_length()) if len(t) else 1 for t in luts], np.int64)
-        out._build_layout()
-        out.tier_ = out._empty_tier()
-        attrs1, shifts1, kbits1 = self._combos[1]
-        combo1, codes1 = _unpack(self.sketches_[1].keys, attrs1, shifts1, kbits1)
-        for j, lut in enumerate(luts):
-            dense = np.flatnonzero(self.dense_n_[j] > 0)
-            high = combo1 == j
-            codes = lut[np.concatenate([dense, codes1[high, 0]])]
-            o = np.concatenate([self.dense_o_[j][dense], self.sketches_[1].o[high]])
-            n = np.concatenate([self.dense_n_[j][dense], self.sketches_[1].n[high]])
-            low = codes < out.dense_values
-            if low.any():
-                size = int(codes[low].max()) + 1
-                out.dense_o_[j], out.dense_n_[j] = np.zeros(size), np.zeros(size)
-                out.dense_o_[j][codes[low]], out.dense_n_[j][codes[low]] = o[low], n[low]
-            if (~low).any():
-                out.sketches_[1].add(_pack(np.full(int((~low).sum()), j), codes[~low][:, None], *out._combos[1]),
-                                     o[~low], n[~low])
-            out.in_play_[j] = np.unique(lut[self.in_play_[j]])
-            out._mark_late(j, lut[self.late_[j]], self.late_o_[j])
-        for r in range(2, self.max_order + 1):
-            keys, o, n = self._entries(r)
-            combo, codes = _unpack(keys, *self._combos[r])
-            attrs = self._combos[r][0][combo]
-            for j, lut in enumerate(luts):
-                at = attrs == j
-                codes[at] = lut[codes[at]]
-            out._route(r, _pack(combo, codes, *out._combos[r]), o, n, replace=False)
-        for r, sketch in self.sketches_.items():
-            mine = out.sketches_[r]
-            mine.floor_o, mine.floor_n, mine.evicted = sketch.floor_o, sketch.floor_n, sketch.evicted
-        # Combinations dense here but sketched there were counted for every row: on time.
-        for j in np.flatnonzero(out._sketched & ~self._sketched).tolist():
-            out._admit_frequent(j, late=False)
-        return out
-
-    def to_state(self) -> dict[str, Any]:
-        """Checkpoint as a flat dict of NumPy arrays (works with pickle and ``np.savez``)."""
-        self._ensure_state()
-        state: dict[str, Any] = {
-            "names": np.array([str(n) for n in self.names]),
-            "totals": np.array([self.outliers_, self.total_]),
-            "bits": self.bits_.copy(),
-        }
-        for p in self._PARAMS:
-            state[f"param_{p}"] = np.array(getattr(self, p))
-        # NaN for "off": an object array (None) would need pickle to load from np.savez.
-        state["param_max_p_value"] = np.array(np.nan if self.max_p_value is None else self.max_p_value)
-        for key, arrays in (("dense_o", self.dense_o_), ("dense_n", self.dense_n_),
-                            ("in_play", self.in_play_), ("late", self.late_), ("late_o", self.late_o_)):
-            state[key] = np.concatenate(arrays)
-            state[f"{key}_lengths"] = np.array([len(a) for a in arrays], np.int64)
-        for r, sketch in self.sketches_.items():
-            state.update(sketch.to_state(f"order{r}_"))
-            if r > 1:   # the dense tier as its non-empty cells, so checkpoints stay small
-                keys, o, n = self._entries(r)
-                m = len(keys) - sketch.size
-                state[f"order{r}_dense_keys"], state[f"order{r}_dense_o"], state[f"order{r}_dense_n"] = (
-                    keys[:m], o[:m], n[:m])
-        return state
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> "StreamingExplainer":
-        """Rebuild an explainer from :meth:`to_state` (or ``np.load`` of its ``np.savez``)."""
-        params = {p: np.asarray(state[f"param_{p}"]).item() for p in cls._PARAMS}
-        # Checkpoints written before max_p_value existed have none: off.
-        max_p = float(np.asarray(state.get("param_max_p_value", np.nan)))
-        params["max_p_value"] = None if np.isnan(max_p) else max_p
-        ex = cls([str(n) for n in np.asarray(state["names"]).tolist()], **params)
-        ex._validate()
-        ex.outliers_, ex.total_ = (float(x) for x in np.asarray(state["totals"]))
-        ex.bits_ = np.asarray(state["bits"], np.int64).copy()
-        for key, dtype in (("dense_o", np.float64), ("dense_n", np.float64), ("in_play", np.int64),
-                           ("late", np.int64), ("late_o", np.float64)):
-            flat = np.asarray(state[key], dtype)
-            ends = np.cumsum(np.asarray(state[f"{key}_lengths"], np.int64))
-            setattr(ex, f"{key}_", [a.copy() for a in np.split(flat, ends[:-1])])
-        ex.sketches_ = {r: AmcSketch.from_state(state, f"order{r}_", ex.sketch_size)
-                        for r in range(1, ex.max_order + 1)}
-        ex._build_layout()
-        ex.tier_ = ex._empty_tier()
-        for r in range(2, ex.max_order + 1):
-            dense_o, dense_n = ex.tier_[r]
-            keys = np.asarray(state[f"order{r}_dense_keys"], np.int64)
-            kbits = ex._combos[r][2]
-            cells = ex._dense_off[r][keys & ((1 << kbits) - 1)] + (keys >> kbits)
-            dense_o[cells] = np.asarray(state[f"order{r}_dense_o"])
-            dense_n[cells] = np.asarray(state[f"order{r}_dense_n"])
-        return ex
-
-
-# Dense tier: combinations whose packed codes span at most 2**dense_bits cells, smallest
-# first, until _DENSE_CELLS cells per order (16 bytes each, 16 MiB) are used.
-_DENSE_CELLS = 1 << 20
-
-
-def _dense_layout(shifts: np.ndarray, order: int, max_bits: int) -> tuple[np.ndarray, int]:
-    """(cell offset per combination or -1, total cells) for one itemset order."""
-    offsets = np.full(len(shifts), -1, np.int64)
-    if order < 2 or len(shifts) == 0:
-        return offsets, 0
-    widths = shifts.sum(axis=1)
-    used = 0
-    for k in np.argsort(widths, kind="stable").tolist():
-        cells = 1 << int(widths[k])
-        if widths[k] > max_bits or used + cells > _DENSE_CELLS:
-            break
-        offsets[k] = used
-        used += cells
-    return offsets, used
-
-
-def _member(col: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``np.isin(col, values)`` for small sorted ``values``: a lookup table when codes are small."""
-    if len(values) == 0:
-        return np.zeros(len(col), bool)
-    top = int(values[-1])
-    if top < (1 << 20):
-        lut = np.zeros(top + 2, bool)
-        lut[values] = True
-        # -1 (missing) and codes above the table land in the last, False, slot.
-        return lut[np.where((col >= 0) & (col <= top), col, top + 1)]
-    return np.isin(col, values)
-
-
-def _pack(combo: np.ndarray, codes: np.ndarray, attrs: np.ndarray, shifts: np.ndarray,
-          kbits: int) -> np.ndarray:
-    """int64 keys ``(... (c0 << s1 | c1) << s2 ...) << kbits | combo`` (as the kernel packs)."""
-    combo = np.asarray(combo, np.int64)
-    codes = np.asarray(codes, np.int64)
-    key = np.zeros(len(combo), np.int64)
-    sh = shifts[combo]
-    for j in range(codes.shape[1]):
-        key = (key << sh[:, j]) | codes[:, j]
-    return (key << kbits) | combo
-
-
-def _unpack(keys: np.ndarray, attrs: np.ndarray, shifts: np.ndarray,
-            kbits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`_pack`: (combination index, codes matrix)."""
-    keys = np.asarray(keys, np.int64)
-    combo = keys & ((1 << kbits) - 1)
-    rest = keys >> kbits
-    order = attrs.shape[1]
-    codes = np.empty((len(keys), order), np.int64)
-    sh = shifts[combo] if len(keys) else np.zeros((0, order), np.int64)
-    for j in range(order - 1, -1, -1):
-        codes[:, j] = rest & ((np.int64(1) << sh[:, j]) - 1)
-        rest = rest >> sh[:, j]
-    return combo, codes
