@@ -13,6 +13,30 @@ class UsageError(ValueError):
     """Bad usage or bad input: one line on stderr, exit status 2."""
 
 
+#: Installed packages ``macrobase explain`` never uses but would pay for (DESIGN.md "Startup"):
+#: pyarrow imports pandas on first use, only to recognise pandas objects (~0.15 s); Numba's
+#: first kernel load imports scipy.linalg, only to see whether np.dot and np.linalg have a BLAS
+#: (~0.2 s; no kernel of ours calls them: operators/_kernels.py has its own Cholesky), and cffi,
+#: only to type cffi functions (~0.02 s; we pass none). A command-line explain is one process
+#: doing one thing, so it declines them for the process; ``main([...])`` called from another
+#: program leaves that program's imports alone.
+EXPLAIN_DECLINES = ("pandas", "scipy", "cffi")
+
+
+class _Decline:
+    """A meta-path finder under which ``import NAME`` (or a submodule) fails as if NAME were
+    not installed: the libraries that probe for it fall back, as they are written to."""
+
+    def __init__(self, names) -> None:
+        self.names = frozenset(names)
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (not used by macrobase explain)",
+                                      name=fullname)
+        return None
+
+
 def _csv_list(text: str) -> list[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:
@@ -115,10 +139,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def _explain_source(args: argparse.Namespace, req) -> dict:
     """The result document for ``args.source``: a file, or a database URL with --query or
     --table; read whole or pass after pass (``--read``), the answer is the same."""
-    from connectors.sql import looks_like_url  # the drivers themselves load only for a URL
     from macrobase.diff import CHUNK_ROWS, run_diff, run_diff_passes
 
-    if looks_like_url(args.source):  # an unsupported scheme too: SqlInput names the supported ones
+    # connectors.sql only for a URL (every URL has "://"); the drivers themselves load only once
+    # one is opened. A URL of an unsupported scheme goes there too: SqlInput names the supported ones.
+    if "://" in args.source and _looks_like_url(args.source):
         if args.query is None and args.table is None:
             raise UsageError(f"{args.source.split('://')[0]}:// source: give --query SQL or --table NAME")
         from connectors.sql import SqlInput, read_sql
@@ -137,6 +162,11 @@ def _explain_source(args: argparse.Namespace, req) -> dict:
         return run_diff_passes(source, req, threads=args.threads)
     data = read_file(args.source, req.metrics, req.attributes)
     return run_diff(data.table, req, dropped=data.dropped, threads=args.threads)
+
+
+def _looks_like_url(text: str) -> bool:
+    from connectors.sql import looks_like_url
+    return looks_like_url(text)
 
 
 def _memory_bytes() -> int:
@@ -184,6 +214,18 @@ COMMANDS = {"explain": cmd_explain, "run": cmd_run, "serve": cmd_serve, "broker"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    decline = None
+    if argv is None and sys.argv[1:2] == ["explain"]:  # before _parser(): it imports Numba
+        decline = _Decline(name for name in EXPLAIN_DECLINES if name not in sys.modules)
+        sys.meta_path.insert(0, decline)
+    try:
+        return _main(argv)
+    finally:
+        if decline in sys.meta_path:
+            sys.meta_path.remove(decline)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command != "explain":  # explain reads files and databases, never Kafka
         from connectors.kafka_client import quiet_client_logs
