@@ -129,7 +129,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         pyarrow.set_cpu_count(args.threads)  # Arrow's decoding threads too: --threads 1 is one core
     doc = _explain_source(args, req)
     if args.format == "json":
-        json.dump(doc, sys.stdout, allow_nan=False)
+        from connectors.sinks import strict_json  # the one strict JSON: inf as "inf", NaN as null
+        json.dump(strict_json(doc), sys.stdout, allow_nan=False)
         sys.stdout.write("\n")
     else:
         print(format_table(doc, args.ratio_metric))

@@ -2,7 +2,9 @@
 
 Every problem is reported at once, one line each, naming the file, the key path and what
 was expected; misspelled keys and enum values get a "did you mean" suggestion. MacroBase
-silently ignored misspelled keys; we never do.
+silently ignored misspelled keys; we never do. This module is the schema and the loader;
+the lines are written by ``macrobase.config_errors`` (pydantic errors as key paths) and
+``macrobase.errors`` (the "did you mean" the HTTP API gives too).
 
 >>> cfg = parse_config({"pipelines": [{"name": "t", "source": {"type": "generator"},
 ...     "schema": {"metrics": ["power_drain"], "attributes": ["device_model"]}}]}, "demo.yaml")
@@ -17,12 +19,8 @@ macrobase.config.ConfigError: c.yaml: pipelines[0].explainer.min_suport: unknown
 
 from __future__ import annotations
 
-import difflib
-import json
 import os
 import re
-import types
-import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -38,12 +36,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.fields import FieldInfo
-from pydantic_core import PydanticCustomError
 
 import explain.params as explain_params
 from explain.params import DEFAULTS, MODES
+from macrobase.config_errors import format_validation_errors, problem, problems
 from macrobase.durations import DURATION_EXPECTATION, parse_duration
+from macrobase.errors import kind_of, show, suggest
 from operators.base import TAILS
 from operators.domains import PERCENTILE, SCORE_CUTOFF
 from operators.percentile import DEFAULT_PERCENTILE
@@ -91,11 +89,6 @@ class ConfigError(ValueError):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _problem(message: str, field: str | None = None) -> PydanticCustomError:
-    """A cross-field error; ``field`` (relative key path) is appended to the error's location."""
-    return PydanticCustomError("macrobase_config", "{message}", {"message": message, "field": field})
 
 
 def _split_servers(value: object) -> object:
@@ -182,16 +175,16 @@ class SqlSourceConfig(_Model):
         from connectors.sql import is_database_url, mask_url  # light: the drivers load on use
 
         if not is_database_url(value):
-            raise _problem("expected a database URL: postgresql://user:password@host:port/db, "
-                           f"sqlite:///path.db or duckdb:///path.duckdb, got {_show(mask_url(value))}")
+            raise problem("expected a database URL: postgresql://user:password@host:port/db, "
+                           f"sqlite:///path.db or duckdb:///path.duckdb, got {show(mask_url(value))}")
         return value
 
     @model_validator(mode="after")
     def _query_or_table(self) -> "SqlSourceConfig":
         if self.query is not None and self.table is not None:
-            raise _problem("give either query or table, not both", "table")
+            raise problem("give either query or table, not both", "table")
         if self.query is None and self.table is None:
-            raise _problem("required key missing: give query (SQL) or table (a name)", "query")
+            raise problem("required key missing: give query (SQL) or table (a name)", "query")
         return self
 
 
@@ -221,20 +214,20 @@ class SchemaConfig(_Model):
 
     @model_validator(mode="after")
     def _distinct(self) -> "SchemaConfig":
-        problems = []
+        found = []
         for key in ("metrics", "attributes"):
             values = getattr(self, key)
             dupes = sorted({v for v in values if values.count(v) > 1})
             if dupes:
-                problems.append((key, f"duplicate field name {', '.join(map(repr, dupes))}"))
+                found.append((key, f"duplicate field name {', '.join(map(repr, dupes))}"))
         both = [m for m in self.metrics if m in self.attributes]
         if both:
             names = ", ".join(map(repr, both))
-            problems.append(("attributes", f"{names} is also a metric; a field is either a metric or an attribute"))
+            found.append(("attributes", f"{names} is also a metric; a field is either a metric or an attribute"))
         if self.time is not None and (self.time in self.metrics or self.time in self.attributes):
-            problems.append(("time", f"{self.time!r} is also listed as a metric or attribute"))
-        if problems:
-            raise PydanticCustomError("macrobase_config_many", "{problems}", {"problems": problems})
+            found.append(("time", f"{self.time!r} is also listed as a metric or attribute"))
+        if found:
+            raise problems(found)
         return self
 
 
@@ -273,6 +266,21 @@ def _cutoff_kind(value: Any) -> str | None:
     return kinds.pop() if len(kinds) == 1 else None
 
 
+def _cutoff_lines(path: str, value: Any) -> list[str]:
+    """The problems of a cutoff that is none of the three shapes (error type ``cutoff_shape``)."""
+    if isinstance(value, dict):
+        unknown = [k for k in value if k not in _CUTOFF_KEYS]
+        if unknown:
+            return [
+                f"{path}.{k}: unknown key"
+                + (suggest(k, _CUTOFF_KEYS) or f"; expected one of {', '.join(_CUTOFF_KEYS)}")
+                for k in unknown
+            ]
+        if value:
+            return [f"{path}: expected exactly one of {_CUTOFF_EXPECTATION}, got {show(value)}"]
+    return [f"{path}: expected {_CUTOFF_EXPECTATION}, got {show(value)}"]
+
+
 CutoffConfig = Annotated[
     Union[
         Annotated[ScoreCutoff, Tag("score")],
@@ -305,7 +313,7 @@ class ClassifierConfig(_Model):
     @classmethod
     def _predicate_needs_cutoff(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("type") == "predicate" and "cutoff" not in data:
-            raise _problem("required for the predicate classifier: expected {op: '>=', value: number}", "cutoff")
+            raise problem("required for the predicate classifier: expected {op: '>=', value: number}", "cutoff")
         return data
 
     @model_validator(mode="after")
@@ -313,14 +321,14 @@ class ClassifierConfig(_Model):
         cut = self.cutoff
         if self.type == "predicate":
             if not isinstance(cut, PredicateCutoff):
-                raise _problem("the predicate classifier expects {op: '>=', value: number}", "cutoff")
+                raise problem("the predicate classifier expects {op: '>=', value: number}", "cutoff")
             if "tail" in self.model_fields_set:
-                raise _problem("does not apply to the predicate classifier (op sets the direction)", "tail")
+                raise problem("does not apply to the predicate classifier (op sets the direction)", "tail")
         elif self.type == "percentile":
             if not isinstance(cut, PercentileCutoff):
-                raise _problem("the percentile classifier expects {percentile: number}", "cutoff")
+                raise problem("the percentile classifier expects {percentile: number}", "cutoff")
         elif isinstance(cut, PredicateCutoff):
-            raise _problem(f"the {self.type} classifier expects {{score: number}} or {{percentile: number}}", "cutoff")
+            raise problem(f"the {self.type} classifier expects {{score: number}} or {{percentile: number}}", "cutoff")
         return self
 
 
@@ -417,9 +425,9 @@ class PipelineConfig(_Model):
         n = len(self.event_schema.metrics)
         kind = self.classifier.type
         if kind == "mcd" and n < 2:
-            raise _problem(f"the mcd classifier needs at least 2 metrics, got {n}", "schema.metrics")
+            raise problem(f"the mcd classifier needs at least 2 metrics, got {n}", "schema.metrics")
         if kind != "mcd" and n != 1:
-            raise _problem(
+            raise problem(
                 f"the {kind} classifier takes exactly 1 metric, got {n} (use mcd for several metrics)",
                 "schema.metrics",
             )
@@ -454,9 +462,9 @@ class RunnerConfig(_Model):
     @classmethod
     def _runner_name(cls, value: str) -> str:
         if value != "direct" and not re.fullmatch(r"[A-Z][A-Za-z0-9]*Runner", value):
-            raise _problem(
-                f"expected 'direct' or a Beam runner class name such as FlinkRunner, got {_show(value)}"
-                + _suggest(value, _KNOWN_RUNNERS)
+            raise problem(
+                f"expected 'direct' or a Beam runner class name such as FlinkRunner, got {show(value)}"
+                + suggest(value, _KNOWN_RUNNERS)
             )
         return value
 
@@ -485,19 +493,19 @@ class Config(_Model):
     @model_validator(mode="after")
     def _unique_names(self) -> "Config":
         seen: dict[str, int] = {}
-        problems = []
+        found = []
         for i, pipeline in enumerate(self.pipelines):
             if pipeline.name in seen:
                 first = seen[pipeline.name]
-                problems.append((f"pipelines[{i}].name", f"duplicate pipeline name {pipeline.name!r} (also pipelines[{first}])"))
+                found.append((f"pipelines[{i}].name", f"duplicate pipeline name {pipeline.name!r} (also pipelines[{first}])"))
             else:
                 seen[pipeline.name] = i
         for i, alert in enumerate(self.alerts):
             for name in alert.pipelines or ():
                 if name not in seen:
-                    problems.append((f"alerts[{i}].pipelines", f"no pipeline {name!r}; known: {', '.join(seen)}"))
-        if problems:
-            raise PydanticCustomError("macrobase_config_many", "{problems}", {"problems": problems})
+                    found.append((f"alerts[{i}].pipelines", f"no pipeline {name!r}; known: {', '.join(seen)}"))
+        if found:
+            raise problems(found)
         return self
 
     def pipeline(self, name: str) -> PipelineConfig:
@@ -572,282 +580,10 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
         raise ConfigError([f"{source}: empty configuration; expected a mapping with a 'pipelines' list"])
     if not isinstance(data, dict):
         raise ConfigError(
-            [f"{source}: expected a mapping with a 'pipelines' list at the top level, got {_kind(data)}"]
+            [f"{source}: expected a mapping with a 'pipelines' list at the top level, got {kind_of(data)}"]
         )
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([f"{source}: {line}" for line in _format_errors(exc.errors())]) from None
-
-
-# --------------------------------------------------------------------------- error formatting
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
-def _show(value: Any) -> str:
-    """Render a YAML value the way the user wrote it: 'abc', 3, true, null, [a, b]."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        text = repr(value)
-    elif isinstance(value, (int, float)):
-        text = repr(value)
-    else:
-        try:
-            text = json.dumps(value, default=str)
-        except (TypeError, ValueError):
-            text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _edits(a: str, b: str) -> int:
-    """Optimal-string-alignment distance: a swapped pair of letters ("mda") counts as one edit."""
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        row = [i] + [0] * len(b)
-        for j, cb in enumerate(b, 1):
-            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                row[j] = min(row[j], prev2[j - 2] + 1)
-        prev2, prev = prev, row
-    return prev[-1]
-
-
-def _closest(word: Any, options: typing.Iterable[str]) -> str | None:
-    """The option ``word`` most likely misspells (difflib shortlist, ties broken by edit distance)."""
-    if not isinstance(word, str):
-        return None
-    options = list(options)
-    close = difflib.get_close_matches(word, options, n=3, cutoff=0.6)
-    if not close:  # case slips ("MAD") are below difflib's ratio but obvious
-        close = [o for o in options if o.lower() == word.lower()]
-    if not close:
-        return None
-    return min(close, key=lambda o: (_edits(word.lower(), o.lower()), close.index(o)))
-
-
-def _suggest(word: Any, options: typing.Iterable[str]) -> str:
-    """'; did you mean X?' or ''."""
-    best = _closest(word, options)
-    return f"; did you mean {best}?" if best is not None else ""
-
-
-def _unwrap(tp: Any) -> tuple[Any, FieldInfo | None]:
-    """Strip Annotated/Optional; return the bare type and any FieldInfo found in Annotated."""
-    info = None
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is Annotated:
-            args = typing.get_args(tp)
-            for meta in args[1:]:
-                if isinstance(meta, FieldInfo) and meta.description:
-                    info = meta
-            tp = args[0]
-        elif origin is Union or origin is types.UnionType:
-            args = [a for a in typing.get_args(tp) if a is not type(None)]
-            if len(args) == 1:
-                tp = args[0]
-            else:
-                return tp, info
-        else:
-            return tp, info
-
-
-def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def _keys(model: type[BaseModel]) -> list[str]:
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
-def _field(model: type[BaseModel], key: Any) -> tuple[str, FieldInfo] | None:
-    for name, info in model.model_fields.items():
-        if (info.alias or name) == key:
-            return name, info
-    return None
-
-
-def _union_member(tp: Any, tag: Any) -> Any:
-    for member in typing.get_args(tp):
-        if typing.get_origin(member) is Annotated:
-            args = typing.get_args(member)
-            if any(isinstance(m, Tag) and m.tag == tag for m in args[1:]):
-                return member
-            member = args[0]
-        if _is_model(member) and "type" in member.model_fields:
-            if tag in typing.get_args(member.model_fields["type"].annotation):
-                return member
-    return None
-
-
-class _Where(typing.NamedTuple):
-    path: str  # "pipelines[0].explainer.min_support"
-    parent: Any  # model class holding the last key, if any
-    tp: Any  # bare expected type at the location
-    info: FieldInfo | None  # field (or Annotated item) description, if any
-
-
-def _join(path: str, part: Any) -> str:
-    if isinstance(part, int):
-        return f"{path}[{part}]"
-    return f"{path}.{part}" if path else str(part)
-
-
-def _walk(loc: tuple) -> _Where:
-    """Follow a pydantic error location through the models, skipping union tags."""
-    tp: Any = Config
-    info: FieldInfo | None = None
-    parent = None
-    path = ""
-    for part in loc:
-        tp, _ = _unwrap(tp)
-        if _is_model(tp):
-            found = _field(tp, part)
-            parent = tp
-            path = f"{path}.{part}" if path else str(part)  # a key, even if YAML made it a number
-            if found is None:
-                return _Where(path, parent, None, None)
-            _, info = found
-            tp = info.annotation
-            continue
-        origin = typing.get_origin(tp)
-        if origin in (list, dict) and isinstance(part, (int, str)):
-            args = typing.get_args(tp)
-            tp = args[-1] if args else Any
-            _, info = _unwrap(tp)
-            path = _join(path, part) if origin is list else f"{path}.{part}"
-            parent = None
-            continue
-        if origin is Union:
-            member = _union_member(tp, part)
-            if member is not None:  # a discriminator tag, not a key the user wrote
-                tp = member
-                continue
-        path = _join(path, part)
-        tp, info, parent = None, None, None
-    tp, inner = _unwrap(tp)
-    if inner is not None:
-        info = inner
-    return _Where(path, parent, tp, info)
-
-
-_TYPE_WORDS = {
-    "string_type": "a string",
-    "int_type": "an integer",
-    "int_from_float": "an integer",
-    "float_type": "a number",
-    "bool_type": "true or false",
-    "list_type": "a list",
-    "dict_type": "a mapping",
-    "model_type": "a mapping",
-    "model_attributes_type": "a mapping",
-    "finite_number": "a finite number",
-}
-
-
-def _expectation(where: _Where, err: dict) -> str:
-    tp = where.tp
-    if typing.get_origin(tp) is Literal:
-        return "one of " + ", ".join(str(a) for a in typing.get_args(tp))
-    if typing.get_origin(tp) is Union:
-        tags = []
-        for member in typing.get_args(tp):
-            bare, _ = _unwrap(member)
-            if _is_model(bare) and "type" in bare.model_fields:
-                tags += [str(a) for a in typing.get_args(bare.model_fields["type"].annotation)]
-        if tags:
-            return "a mapping with type: " + " | ".join(tags)
-    if where.info is not None and where.info.description:
-        return where.info.description
-    if _is_model(tp):
-        return "a mapping"
-    return _TYPE_WORDS.get(err["type"], "a valid value")
-
-
-def _format_errors(errors: list[dict]) -> list[str]:
-    lines: list[str] = []
-    # A misspelled required key shows up twice in pydantic (unknown "pipeline" + missing
-    # "pipelines"); the "did you mean" line says it all, so the "missing" line is dropped.
-    suggested: set[str] = set()
-    missing_paths = {_walk(err["loc"]).path for err in errors if err["type"] == "missing"}
-    for err in errors:
-        lines.extend(_format_one(err, suggested, missing_paths))
-    redundant = {f"{path}: required key missing" for path in suggested}
-    return [line for line in dict.fromkeys(lines) if not any(line.startswith(r) for r in redundant)]
-
-
-def _format_one(err: dict, suggested: set[str], missing_paths: set[str]) -> list[str]:
-    kind = err["type"]
-    loc = tuple(err["loc"])
-    value = err.get("input")
-    ctx = err.get("ctx") or {}
-    where = _walk(loc)
-    path = where.path or "(top level)"
-
-    if kind == "macrobase_config":
-        if ctx.get("field"):
-            path = f"{where.path}.{ctx['field']}" if where.path else ctx["field"]
-        return [f"{path}: {ctx['message']}"]
-    if kind == "macrobase_config_many":
-        out = []
-        for field, message in ctx["problems"]:
-            out.append(f"{where.path}.{field}: {message}" if where.path else f"{field}: {message}")
-        return out
-    if kind == "extra_forbidden":
-        options = _keys(where.parent) if where.parent is not None else []
-        guess = _closest(loc[-1], options)
-        if guess is not None:
-            parent_path = where.path.rsplit(".", 1)[0] if "." in where.path else ""
-            target = f"{parent_path}.{guess}" if parent_path else guess
-            if target in missing_paths:
-                suggested.add(target)
-            return [f"{path}: unknown key; did you mean {guess}?"]
-        return [f"{path}: unknown key; expected one of {', '.join(options)}"]
-    if kind == "invalid_key":
-        return [f"{path}: unknown key; keys are names (strings), got {_show(value)}"]
-    if kind == "missing":
-        return [f"{path}: required key missing; expected {_expectation(where, err)}"]
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
-        if not tags and typing.get_origin(where.tp) is Union:
-            tags = _expectation(where, err).replace("a mapping with type: ", "").split(" | ")
-        if kind == "union_tag_not_found":
-            return [f"{path}.type: required key missing; expected one of {', '.join(tags)}"]
-        tag = ctx.get("tag")
-        return [f"{path}.type: expected one of {', '.join(tags)}, got {_show(tag)}{_suggest(tag, tags)}"]
-    if kind == "cutoff_shape":
-        if isinstance(value, dict):
-            unknown = [k for k in value if k not in _CUTOFF_KEYS]
-            if unknown:
-                return [
-                    f"{path}.{k}: unknown key"
-                    + (_suggest(k, _CUTOFF_KEYS) or f"; expected one of {', '.join(_CUTOFF_KEYS)}")
-                    for k in unknown
-                ]
-            if value:
-                return [f"{path}: expected exactly one of {_CUTOFF_EXPECTATION}, got {_show(value)}"]
-        return [f"{path}: expected {_CUTOFF_EXPECTATION}, got {_show(value)}"]
-    expected = _expectation(where, err)
-    got = f", got {_show(value)}"
-    if kind == "literal_error":
-        options = [str(a) for a in typing.get_args(where.tp)] if typing.get_origin(where.tp) is Literal else []
-        return [f"{path}: expected {expected}{got}{_suggest(value, options)}"]
-    # type errors, range errors and our before-validators' ValueErrors (durations)
-    return [f"{path}: expected {expected}{got}"]
+        lines = format_validation_errors(exc.errors(), Config, {"cutoff_shape": _cutoff_lines})
+        raise ConfigError([f"{source}: {line}" for line in lines]) from None

@@ -182,7 +182,7 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
 
 def _explain_params() -> list[dict[str, Any]]:
     """POST /explain's query parameters: names, choices, defaults and bounds from the library."""
-    from macrobase.api import explain_defaults
+    from macrobase.api_query import explain_defaults
 
     defaults = explain_defaults()
 
