@@ -192,8 +192,7 @@ class _Load:
 
 def _floor(store_path: str, pipeline: str = PIPELINE, repeats: int = 2000) -> dict:
     """The same answer without HTTP: ResultStore.latest + strict JSON encoding, in process."""
-    from macrobase.api import strict_json
-    from macrobase.store import ResultStore
+    from macrobase.store import ResultStore, strict_json
 
     times = []
     with ResultStore(store_path) as store:

@@ -30,9 +30,9 @@ class RetryingSink:
     """The sink ``open_sink()`` makes, with retries; ``on_fault(message)`` hears of every failure.
 
     >>> import functools, os, tempfile
-    >>> from connectors.sinks import make_sink
+    >>> from connectors.sinks import JsonlSink
     >>> path = os.path.join(tempfile.mkdtemp(), "r.jsonl")
-    >>> sink = RetryingSink(functools.partial(make_sink, {"type": "jsonl", "path": path}))
+    >>> sink = RetryingSink(functools.partial(JsonlSink, path))
     >>> sink.write({"pipeline": "p"})
     >>> sink.faults, sink.error
     (0, None)

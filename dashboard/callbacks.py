@@ -21,8 +21,8 @@ from typing import Any, Callable, Mapping, Sequence
 import dash
 from dash import Input, Output, Patch, State, ctx, no_update
 
-from connectors.sinks import iso_utc
 from dashboard import figures as F
+from macrobase.store import describe_attributes, iso_utc, parse_iso
 
 __all__ = [
     "register", "pipeline_names", "pipelines_view", "version_view", "kpis_view", "history_view",
@@ -102,7 +102,7 @@ def version_view(store: Any, pipeline: str | None, previous: Mapping[str, Any] |
         doc = store.latest(pipeline)
         status = get_status(store, pipeline)
         letters = store.dead_letters(pipeline, limit=1)
-        emitted = F.parse_time((doc or {}).get("emitted_at"))
+        emitted = parse_iso((doc or {}).get("emitted_at"))
         age = ((now or datetime.now(timezone.utc)) - emitted).total_seconds() if emitted else None
         version = {
             "pipeline": pipeline,
@@ -238,7 +238,7 @@ def series_view(store: Any, pipeline: str | None, selected: str | None,
     else:
         attributes = json.loads(selected)
         points = store.explanation_series(pipeline, attributes)
-        title = " and ".join(f"{k}={v}" for k, v in attributes.items())
+        title = describe_attributes(attributes, " and ")
         values = {"pipeline": pipeline, "selected": selected, "points": [tuple(p) for p in points]}
         figure_fn = lambda: F.series_figure(points, title)  # noqa: E731
     fp = F.fingerprint(values)

@@ -23,14 +23,12 @@ from typing import Any, Iterable, Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from connectors.sinks import RATIO_METRICS, canonical_attributes
-from connectors.sinks import parse_iso as parse_time
-from explain.result import describe
+from macrobase.store import RATIO_METRICS, canonical_attributes, describe, parse_iso
 
 __all__ = [
     "STATES", "kpis", "status_badge", "freshness", "ratio_metric_of", "explanation_rows", "format_span", "since_text",
     "explanations_summary", "history_figure", "history_points", "distribution_figure", "metric_names",
-    "threshold_lines", "series_figure", "dead_letter_rows", "empty_figure", "format_count", "parse_time",
+    "threshold_lines", "series_figure", "dead_letter_rows", "empty_figure", "format_count",
 ]
 
 #: Pipeline states reported by ``ResultStore.status`` and the badge colour class of each.
@@ -121,9 +119,9 @@ def since_text(item: Mapping[str, Any], emitted_at: str | None) -> str:
     >>> since_text({"first_seen": "2026-01-01T14:02:00Z", "status": "ongoing"}, "2026-01-01T14:14:30Z")
     'since 14:02 (12 min)'
     """
-    first = parse_time(item.get("first_seen"))
-    end = parse_time(item.get("last_seen") if item.get("status") == "resolved" else emitted_at) \
-        or parse_time(item.get("last_seen"))
+    first = parse_iso(item.get("first_seen"))
+    end = parse_iso(item.get("last_seen") if item.get("status") == "resolved" else emitted_at) \
+        or parse_iso(item.get("last_seen"))
     if first is None or end is None:
         return "—"
     clock = first.strftime("%H:%M" if first.date() == end.date() else "%b %d %H:%M")
@@ -131,7 +129,7 @@ def since_text(item: Mapping[str, Any], emitted_at: str | None) -> str:
 
 
 def _clock(text: str | None) -> str:
-    moment = parse_time(text)
+    moment = parse_iso(text)
     return moment.strftime("%H:%M:%S UTC") if moment else "—"
 
 
@@ -189,7 +187,7 @@ def status_badge(status: Mapping[str, Any] | None, doc: Mapping[str, Any] | None
             tip.append(f"last error: {status['last_error']}")
         css = state if state in STATES else "unknown"
         return state, f"badge badge-{css}", " · ".join(tip)
-    emitted = parse_time((doc or {}).get("emitted_at"))
+    emitted = parse_iso((doc or {}).get("emitted_at"))
     if emitted is None:
         return "waiting", "badge badge-unknown", "no snapshot and no status yet"
     age = ((now or datetime.now(timezone.utc)) - emitted).total_seconds()
@@ -203,7 +201,7 @@ def freshness(doc: Mapping[str, Any] | None, status: Mapping[str, Any] | None = 
     """One line under the header: when the shown snapshot was emitted, flagged when old."""
     if not doc:
         return "no snapshot yet"
-    emitted = parse_time(doc.get("emitted_at"))
+    emitted = parse_iso(doc.get("emitted_at"))
     if emitted is None:
         return "snapshot time unknown"
     age = ((now or datetime.now(timezone.utc)) - emitted).total_seconds()
@@ -291,7 +289,7 @@ def explanation_rows(doc: Mapping[str, Any] | None, orders: Sequence[int] | None
 
 
 def _first_seen_epoch(item: Mapping[str, Any]) -> float:
-    moment = parse_time(item.get("first_seen"))
+    moment = parse_iso(item.get("first_seen"))
     return moment.timestamp() if moment else math.inf   # none (batch, older documents): newest
 
 
@@ -340,7 +338,7 @@ def history_points(history: Sequence[Mapping[str, Any]]) -> dict[str, list]:
     """Columns of the throughput / outlier-rate chart: x (emitted_at), events/s, outlier rate (%)."""
     x, eps, rate = [], [], []
     for doc in history:
-        emitted = parse_time(doc.get("emitted_at"))
+        emitted = parse_iso(doc.get("emitted_at"))
         if emitted is None:
             continue
         total, outliers = _number(doc.get("total")), _number(doc.get("outliers"))
@@ -451,7 +449,7 @@ def series_figure(points: Sequence[Any], title: str | None = None, height: int =
         return empty_figure("Select an explanation in the table to follow its ratio and support", height)
     if not points:
         return empty_figure(f"{title}: not reported in the stored snapshots", height)
-    x = [parse_time(p[0]).strftime("%Y-%m-%d %H:%M:%S.%f") for p in points]
+    x = [parse_iso(p[0]).strftime("%Y-%m-%d %H:%M:%S.%f") for p in points]
     ratios = [_number(p[1]) for p in points]
     support = [100.0 * (_number(p[2]) or 0.0) for p in points]
     finite = [r for r in ratios if r is not None and not math.isinf(r)]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -49,15 +49,34 @@ class Explanation:
         return describe(dict(self.attributes), self.ratio, self.support, dict(self.implies))
 
 
-def describe(attributes: dict[str, Any], ratio: float | str, support: float,
-             implies: dict[str, Any] | None = None) -> str:
-    """One explanation as a sentence (also used for JSON documents, where inf is "inf")."""
-    items = " and ".join(f"{k}={v}" for k, v in attributes.items())
+def describe_attributes(attributes: Mapping[str, Any], joiner: str = " AND ") -> str:
+    """An itemset in words, in the attributes' order: ``device_model=M101 AND firmware=0.4``.
+
+    The one spelling of an itemset: the result store's ``description`` column, the
+    ``explanation`` label of ``/metrics`` and alerts (" AND "), and :func:`describe`'s
+    sentences (" and ").
+
+    >>> describe_attributes({"device_model": "M101", "firmware": "0.4"})
+    'device_model=M101 AND firmware=0.4'
+    >>> describe_attributes({"a": "x", "b": 1}, " and ")
+    'a=x and b=1'
+    """
+    return joiner.join(f"{key}={value}" for key, value in attributes.items())
+
+
+def describe(attributes: Mapping[str, Any], ratio: float | str, support: float,
+             implies: Mapping[str, Any] | None = None) -> str:
+    """One explanation as a sentence (also used for JSON documents, where inf is "inf").
+
+    >>> describe({"a": "x", "b": 1}, "inf", 0.43, {"c": "z"})
+    'a=x and b=1: infinitely more likely, 43% of outliers (these rows all also have c=z)'
+    """
+    items = describe_attributes(attributes, " and ")
     ratio = float(ratio)
     times = "infinitely" if math.isinf(ratio) else f"{ratio:.1f}x"
     text = f"{items}: {times} more likely, {support:.0%} of outliers"
     if implies:
-        text += " (these rows all also have " + ", ".join(f"{k}={v}" for k, v in implies.items()) + ")"
+        text += " (these rows all also have " + describe_attributes(implies, ", ") + ")"
     return text
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from connectors.sinks import canonical_attributes, describe_attributes, explanation_ratio, iso_utc, parse_iso
+from macrobase.store import canonical_attributes, describe_attributes, explanation_ratio, iso_utc, parse_iso
 
 log = logging.getLogger(__name__)
 

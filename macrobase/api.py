@@ -30,7 +30,7 @@ The pieces, one module each: ``api_http`` (the JSON answers and ``ApiError``),
 imported from.
 
 >>> import tempfile, os
->>> from connectors.sinks import SqliteSink
+>>> from macrobase.store import SqliteSink
 >>> path = os.path.join(tempfile.mkdtemp(), "r.db")
 >>> with SqliteSink(path) as sink:
 ...     _ = sink.write({"pipeline": "t", "emitted_at": "2026-01-01T00:00:00Z", "total": 3, "outliers": 1,
@@ -53,7 +53,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from connectors.sinks import strict_json
+from macrobase.store import strict_json
 from macrobase.api_auth import AuthPolicy, is_loopback
 from macrobase.api_http import API_PREFIX, ApiError, error_response
 from macrobase.api_metrics import MAX_METRIC_EXPLANATIONS, prometheus_text

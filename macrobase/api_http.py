@@ -1,7 +1,7 @@
 """The HTTP API's answers: strict JSON bodies and its one error shape.
 
 Every error is ``{"error": "...", "parameter": "..."}`` with a 4xx (or 503/500) status;
-output is strict JSON (``connectors.sinks.strict_json``): an infinite number is the string
+output is strict JSON (``macrobase.store.strict_json``): an infinite number is the string
 ``"inf"``, NaN never appears.
 
 >>> error_response(400, "limit: expected an integer", "limit").get_data(as_text=True)
@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from flask import Response
 
-from connectors.sinks import strict_json
+from macrobase.store import strict_json
 
 __all__ = ["API_PREFIX", "ApiError", "error_response", "json_response"]
 

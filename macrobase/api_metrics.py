@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from connectors.sinks import describe_attributes, explanation_ratio
+from macrobase.store import describe_attributes, explanation_ratio, utc_datetime
 
 __all__ = ["MAX_METRIC_EXPLANATIONS", "prometheus_text"]
 
@@ -48,7 +47,7 @@ _METRICS = (
 def _epoch(iso: str | None) -> float | None:
     if not iso:
         return None
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    return utc_datetime(iso).timestamp()
 
 
 _EXPLANATION_METRICS = (

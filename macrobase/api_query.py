@@ -11,13 +11,14 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable
 
 from flask import request
 
 from macrobase.api_http import ApiError
 from macrobase.errors import suggest
+from macrobase.store import utc_datetime
 
 __all__ = ["QueryArgs", "explain_defaults", "parse_since"]
 
@@ -120,15 +121,9 @@ def _interval(low: float | None, high: float | None, low_open: bool, high_open: 
 
 def parse_since(text: str) -> datetime | None:
     """A ``since`` parameter as an aware UTC datetime; None when it precedes every possible emit."""
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        moment = moment.astimezone(timezone.utc)
-    except (ValueError, OverflowError):
+        moment = utc_datetime(text)
+    except ValueError:
         raise ApiError(400, f"since: expected an ISO-8601 time such as 2026-01-01T00:00:00Z, got {text!r}",
                        "since") from None
     # Stored times are fixed-width text from year 1000 on; earlier years would not be

@@ -11,14 +11,13 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, request
 
-from connectors.sinks import explanation_ratio
 from macrobase.api_auth import AuthPolicy
 from macrobase.api_http import API_PREFIX, ApiError, json_response
 from macrobase.api_metrics import prometheus_text
 from macrobase.api_query import QueryArgs, explain_defaults, parse_since
 from macrobase.api_stores import StoreSource
 from macrobase.errors import suggest
-from macrobase.store import ResultStore
+from macrobase.store import ResultStore, explanation_ratio
 
 __all__ = ["blueprint"]
 

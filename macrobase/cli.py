@@ -130,7 +130,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         pyarrow.set_cpu_count(args.threads)  # Arrow's decoding threads too: --threads 1 is one core
     doc = _explain_source(args, req)
     if args.format == "json":
-        from connectors.sinks import strict_json  # the one strict JSON: inf as "inf", NaN as null
+        from macrobase.store import strict_json  # the one strict JSON: inf as "inf", NaN as null
         json.dump(strict_json(doc), sys.stdout, allow_nan=False)
         sys.stdout.write("\n")
     else:

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from connectors.sinks import canonical_attributes
+from macrobase.store import canonical_attributes
 
 __all__ = ["LIFECYCLE_KEYS", "ExplanationLifecycle", "LifecycleStep", "without_lifecycle"]
 

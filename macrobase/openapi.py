@@ -14,8 +14,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from connectors.sinks import PIPELINE_STATES, RATIO_METRICS
 from explain.params import CHOICES, DOMAINS
+from macrobase.store import PIPELINE_STATES, RATIO_METRICS
 from operators.base import TAILS
 from operators.domains import PERCENTILE, SCORE_CUTOFF
 from operators.percentile import DEFAULT_PERCENTILE

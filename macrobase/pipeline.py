@@ -34,13 +34,13 @@ from connectors.beam_source import ReadChunks, StopCondition
 from connectors.chunks import Chunk
 from connectors.kafka_client import BrokerUnavailable, KafkaClientError, open_partition_reader, produce_json
 from connectors.retrying_sink import RetryingSink
-from connectors.sinks import make_sink
 from macrobase.columns import metric_matrix
 from macrobase.alerts import Alerter, AlertRule
 from macrobase.config import KafkaSourceConfig, PipelineConfig, RunnerConfig, SqliteSinkConfig
 from macrobase.engine import GlobalEngine, Snapshot
 from macrobase.model import ModelKeeper, ModelUpdate
 from macrobase.shard import OffsetKey, ShardCounter, needs_model
+from macrobase.store import make_sink
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from explain import describe
+from explain.result import describe, describe_attributes
 
 
 def format_table(doc: dict[str, Any], ratio_metric: str) -> str:
@@ -23,7 +23,7 @@ def format_table(doc: dict[str, Any], ratio_metric: str) -> str:
     for i, e in enumerate(doc["explanations"], 1):
         rows.append((str(i), _ratio(e[ratio_metric]), _interval(e.get("ratio_ci")), _p(e.get("p_value")),
                      f"{e['support']:.1%}", f"{e['outlier_count']:,}", f"{e['count']:,}",
-                     " AND ".join(f"{k}={v}" for k, v in e["attributes"].items())))
+                     describe_attributes(e["attributes"])))
     text_col = len(header) - 1
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     fmt = lambda r: "  ".join(c.ljust(w) if i == text_col else c.rjust(w)

@@ -3,6 +3,11 @@
 The main process only supervises: each pipeline runs in its own process (restarted with
 backoff if it crashes) and gunicorn runs in another (its arbiter wants a main thread and
 reaps every child it sees, so it must not share a process with the supervisor).
+
+This is where ``serve`` is assembled, so it is the one module of ``macrobase`` that
+imports ``dashboard`` (in :func:`mount_dashboard`, run in the web process only): the web
+app factory (:func:`macrobase.webserver.create_web_app`) takes the mount as a callable
+and knows nothing of the dashboard (DESIGN.md, "Layout").
 """
 from __future__ import annotations
 
@@ -14,7 +19,20 @@ import time
 
 from macrobase.config import load_config
 from macrobase.supervisor import supervise
+from macrobase import webserver
 from macrobase.webserver import WebServer
+
+
+def mount_dashboard(server, store_factory):
+    """``attach`` for :func:`~macrobase.webserver.create_web_app`: the dashboard at ``/``, on the API's server."""
+    from dashboard import attach  # imported here: only the web process loads Dash
+
+    return attach(server, store_factory)
+
+
+def web_main(argv=None) -> int:
+    """``python -m macrobase.webserver``: the web process of ``serve``, the API with the dashboard mounted."""
+    return webserver.main(argv, attach=mount_dashboard)
 
 
 def _interrupt(*_):

@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 
-from connectors.sinks import SqliteSink
 from macrobase.config import Config, PipelineConfig, SqliteSinkConfig
+from macrobase.store import SqliteSink
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0

@@ -1,17 +1,19 @@
-"""The production web server: one Flask app (API + dashboard when available) under gunicorn.
+"""The production web server: one Flask app (the API, plus what the caller mounts) under gunicorn.
 
 ``create_web_app`` builds the app from a configuration (its SQLite sinks say where each
 pipeline's results are) or from a store path; ``serve`` runs any WSGI app with gunicorn's
-threaded workers. The dashboard mounts itself on the same Flask server when the
-``dashboard.app`` module provides ``attach(server, store_factory)``; without it the API is
-served alone.
+threaded workers. This module knows nothing of the dashboard (DESIGN.md: the dashboard
+imports ``macrobase``, not the reverse): a caller passes ``attach(server, store_factory)``
+to mount more on the same Flask server. ``python -m macrobase.webserver`` is the web
+process of ``macrobase serve``, assembled by :func:`macrobase.service.web_main`, which
+mounts the dashboard (``--no-dashboard``: the API alone).
 
 Run it on its own (results written by ``macrobase run``)::
 
     python -m macrobase.webserver --config pipelines.yaml
     python -m macrobase.webserver --store macrobase.db --port 8050
 
->>> app = create_web_app(store_path="/nonexistent/macrobase.db", dashboard=False)
+>>> app = create_web_app(store_path="/nonexistent/macrobase.db")
 >>> app.test_client().get("/healthz").status_code
 200
 """
@@ -19,7 +21,6 @@ Run it on its own (results written by ``macrobase run``)::
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
@@ -35,6 +36,9 @@ __all__ = ["create_web_app", "serve", "WebServer", "main"]
 
 LOG = logging.getLogger("macrobase.webserver")
 
+#: ``attach(server, store_factory)``: mounts something (the dashboard) on the web app.
+Attach = Callable[[Flask, Callable[[], "ResultStore | None"]], Any]
+
 
 def _resolve(config: Config | str | os.PathLike | None) -> Config | None:
     if config is None or isinstance(config, Config):
@@ -47,9 +51,9 @@ def create_web_app(
     store_path: str | os.PathLike | None = None,
     *,
     server: ServerConfig | None = None,
-    dashboard: bool = True,
+    attach: Attach | None = None,
 ) -> Flask:
-    """One Flask app serving the API (and the dashboard when ``dashboard.app.attach`` exists).
+    """One Flask app serving the API, and whatever ``attach`` mounts on it.
 
     Parameters
     ----------
@@ -61,8 +65,10 @@ def create_web_app(
     server : ServerConfig, optional
         Overrides ``config.server`` (host decides authentication: off loopback, POST needs
         the token).
-    dashboard : bool, default True
-        Mount the dashboard if its module is importable.
+    attach : callable, optional
+        ``attach(server, store_factory)`` is called once with the Flask app and a callable
+        returning the :class:`~macrobase.store.ResultStore` to read (None without a store
+        path); ``macrobase serve`` mounts the dashboard this way.
     """
     cfg = _resolve(config)
     server = server or (cfg.server if cfg is not None else ServerConfig())
@@ -83,25 +89,10 @@ def create_web_app(
                     " (set server.token or $MACROBASE_TOKEN)", server.host)
     app = Flask("macrobase")
     install_api(app, source, auth, server.max_body_bytes)
-    if dashboard:
-        _attach_dashboard(app, source)
+    if attach is not None:
+        store_factory: Callable[[], ResultStore | None] = source.store
+        attach(app, store_factory)
     return app
-
-
-def _attach_dashboard(app: Flask, source: StoreSource) -> bool:
-    """Call ``dashboard.app.attach(server, store_factory)`` if that module and function exist."""
-    try:
-        module = importlib.import_module("dashboard.app")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("dashboard", "dashboard.app"):
-            raise  # the dashboard exists but one of its imports is missing: say so
-        return False
-    attach = getattr(module, "attach", None)
-    if not callable(attach):
-        return False
-    store_factory: Callable[[], ResultStore | None] = source.store
-    attach(app, store_factory)
-    return True
 
 
 # --------------------------------------------------------------------------- gunicorn
@@ -211,8 +202,8 @@ class WebServer:
         self.stop()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m macrobase.webserver [--config C] [--store S] [--host H] [--port P]``."""
+def main(argv: Sequence[str] | None = None, attach: Attach | None = None) -> int:
+    """``python -m macrobase.webserver [--config C] [--store S] [--host H] [--port P]``; ``attach`` unless ``--no-dashboard``."""
     p = argparse.ArgumentParser(prog="python -m macrobase.webserver", description=__doc__.split("\n")[0])
     p.add_argument("--config", help="pipelines YAML (server settings and each pipeline's SQLite path)")
     p.add_argument("--store", help="read every pipeline from this SQLite file")
@@ -232,10 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = cfg.server if cfg is not None else ServerConfig()
     updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     server = server.model_copy(update=updates)
-    app = create_web_app(cfg, args.store, server=server, dashboard=not args.no_dashboard)
+    app = create_web_app(cfg, args.store, server=server, attach=None if args.no_dashboard else attach)
     serve(app, server.host, server.port, workers=args.workers, threads=args.threads)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from macrobase.service import web_main  # serve's assembly: the API with the dashboard mounted
+
+    sys.exit(web_main())

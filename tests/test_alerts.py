@@ -236,7 +236,7 @@ def test_a_pipeline_alerts_on_its_planted_causes(tmp_path, receiver, runner_name
 
 
 def test_alert_deliveries_show_in_the_api_and_metrics(tmp_path):
-    from connectors.sinks import SqliteSink
+    from macrobase.store import SqliteSink
     from macrobase.api import StoreSource, create_app
 
     path = tmp_path / "r.db"

@@ -11,8 +11,6 @@ import io
 import json
 import math
 import re
-import sys
-import types
 import urllib.error
 import urllib.request
 from contextlib import redirect_stdout
@@ -20,10 +18,10 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 
-from connectors.sinks import SqliteSink
 from macrobase.api import API_PREFIX, AuthPolicy, StoreSource, create_app
 from macrobase.config import ServerConfig
 from macrobase.openapi import openapi_document
+from macrobase.store import SqliteSink
 from macrobase.synthetic import planted_table
 from macrobase.webserver import WebServer, create_web_app
 from tests.reference import reference_explain
@@ -177,7 +175,7 @@ def test_configured_pipelines_are_listed_before_they_report(tmp_path):
          "sink": {"type": "sqlite", "path": str(tmp_path / "b.db")}}]})
     with SqliteSink(tmp_path / "b.db") as sink:
         sink.write({**_document(2), "pipeline": "beta"})
-    c = create_web_app(cfg, dashboard=False).test_client()
+    c = create_web_app(cfg).test_client()
     got = body(c.get(f"{API_PREFIX}/pipelines"))["pipelines"]
     assert [(p["name"], p["events"]) for p in got] == [("alpha", None), ("beta", 3000)]
     assert body(c.get(f"{API_PREFIX}/pipelines/beta/explanations"))["total"] == 3000  # read from b.db
@@ -429,14 +427,13 @@ def _post(c, token=None):
 
 
 def test_loopback_needs_no_token(store_path):
-    c = create_web_app(store_path=store_path, server=ServerConfig(host="127.0.0.1", token="s3cret"),
-                       dashboard=False).test_client()
+    c = create_web_app(store_path=store_path, server=ServerConfig(host="127.0.0.1", token="s3cret")).test_client()
     assert _post(c).status_code == 200 and c.get(f"{API_PREFIX}/pipelines").status_code == 200
 
 
 def test_non_loopback_post_needs_the_token_reads_stay_open(store_path, monkeypatch):
     monkeypatch.setenv("MACROBASE_TOKEN", "from-env")
-    c = create_web_app(store_path=store_path, server=ServerConfig(host="0.0.0.0"), dashboard=False).test_client()
+    c = create_web_app(store_path=store_path, server=ServerConfig(host="0.0.0.0")).test_client()
     r = _post(c)
     assert r.status_code == 401 and body(r)["parameter"] == "Authorization" and "Bearer" in r.headers["WWW-Authenticate"]
     assert _post(c, "wrong").status_code == 401
@@ -451,8 +448,7 @@ def test_non_loopback_post_needs_the_token_reads_stay_open(store_path, monkeypat
 
 
 def test_auth_reads_protects_reads_but_not_healthz(store_path):
-    c = create_web_app(store_path=store_path, server=ServerConfig(host="10.1.2.3", token="t0k", auth_reads=True),
-                       dashboard=False).test_client()
+    c = create_web_app(store_path=store_path, server=ServerConfig(host="10.1.2.3", token="t0k", auth_reads=True)).test_client()
     for url in [f"{API_PREFIX}/pipelines", f"{API_PREFIX}/pipelines/telemetry/explanations", "/metrics",
                 f"{API_PREFIX}/openapi.json"]:
         assert c.get(url).status_code == 401
@@ -462,7 +458,7 @@ def test_auth_reads_protects_reads_but_not_healthz(store_path):
 
 def test_exposed_server_without_token_refuses_posts(store_path, monkeypatch):
     monkeypatch.delenv("MACROBASE_TOKEN", raising=False)
-    c = create_web_app(store_path=store_path, server=ServerConfig(host="0.0.0.0"), dashboard=False).test_client()
+    c = create_web_app(store_path=store_path, server=ServerConfig(host="0.0.0.0")).test_client()
     r = _post(c, "anything")
     assert r.status_code == 403 and "token" in body(r)["error"]
 
@@ -549,12 +545,10 @@ def test_openapi_parameters_match_the_code():
 # ----------------------------------------------------------------------------- dashboard hook
 
 
-def test_dashboard_attach_hook_is_called_with_the_server(store_path, monkeypatch):
+def test_dashboard_attach_hook_is_called_with_the_server(store_path):
     calls = []
-    module = types.ModuleType("dashboard.app")
-    module.attach = lambda server, store_factory: calls.append((server, store_factory()))
-    monkeypatch.setitem(sys.modules, "dashboard.app", module)
-    app = create_web_app(store_path=store_path)
+    attach = lambda server, store_factory: calls.append((server, store_factory()))  # noqa: E731
+    app = create_web_app(store_path=store_path, attach=attach)
     assert calls and calls[0][0] is app and calls[0][1].path == store_path
     assert app.test_client().get(f"{API_PREFIX}/pipelines").status_code == 200
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.sinks import SqliteSink
 from macrobase.api import API_PREFIX, StoreSource, create_app
+from macrobase.store import SqliteSink
 from tests.test_api import body
 
 A, B, C = {"device_id": "D00042"}, {"device_model": "M101", "firmware": "0.4"}, {"carrier": "c-1"}

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
-from connectors.sinks import SqliteSink  # noqa: E402
 from macrobase.api import StoreSource, create_app  # noqa: E402
 from macrobase.openapi import openapi_document  # noqa: E402
+from macrobase.store import SqliteSink  # noqa: E402
 from tests.test_api import TIMES, _document  # noqa: E402
 
 OPERATIONS = [(method.upper(), path) for path, item in openapi_document()["paths"].items() for method in item]

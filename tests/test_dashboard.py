@@ -16,11 +16,10 @@ import plotly.graph_objects as go
 import pytest
 from dash import Patch, no_update
 
-from connectors.sinks import SqliteSink, canonical_attributes
 from dashboard import attach, create_app
 from dashboard import callbacks as C
 from dashboard import figures as F
-from macrobase.store import ResultStore
+from macrobase.store import ResultStore, SqliteSink, canonical_attributes
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 PAIR = {"model": "M101", "firmware": "0.4"}

@@ -62,7 +62,7 @@ def write_stream(path: str, seconds: float = 120.0, plant_after: float = PLANT_A
     then append one snapshot (and status) every EMIT_EVERY_S until killed or ``seconds`` pass."""
     from datetime import datetime, timedelta, timezone
 
-    from connectors.sinks import SqliteSink
+    from macrobase.store import SqliteSink
 
     events = outliers = 0
     with SqliteSink(path) as sink:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.sinks import JsonlSink, KafkaSink, SqliteSink, iso_utc, make_sink
+from connectors.sinks import JsonlSink, KafkaSink, SinkError
 from macrobase.config import JsonlSinkConfig, SqliteSinkConfig
-from macrobase.store import ResultStore
+from macrobase.store import SCHEMA_VERSION, ResultStore, SqliteSink, iso_utc, make_sink
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 25, 1, 0, 0, tzinfo=timezone.utc)
@@ -180,7 +180,7 @@ def test_failed_write_leaves_nothing_behind(db):
 CRASH_SCRIPT = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, {root!r})
-    from connectors.sinks import SqliteSink
+    from macrobase.store import SqliteSink
     from tests.test_sinks_store import document
     sink = SqliteSink({db!r})
     sink.write(document(seq=0), offsets={{("t", 0): 5}}, checkpoint=b"before")
@@ -258,7 +258,7 @@ def test_store_before_the_pipeline_started(tmp_path):
 WRITER_SCRIPT = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
-    from connectors.sinks import SqliteSink
+    from macrobase.store import SqliteSink
     from tests.test_sinks_store import document
     with SqliteSink({db!r}, keep_dead_letters=50) as sink:
         for seq in range({n}):
@@ -368,6 +368,55 @@ def test_closed_sinks_refuse_writes(tmp_path):
     sink.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         sink.write(document())
+
+
+# ---------------------------------------------------------------- schema versions
+
+TABLES = ["checkpoints", "dead_letters", "explanations", "offsets", "pipeline_status", "snapshots"]
+
+
+def tables(path) -> list[str]:
+    return sorted(r[0] for r in raw(str(path)).execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+
+
+def test_every_table_is_created_with_the_schema_version(db):
+    SqliteSink(db).close()
+    assert tables(db) == TABLES  # the status table too, before any status is written
+    assert raw(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert ResultStore(db).statuses() == []
+
+
+@pytest.mark.parametrize("status_written", [False, True])
+def test_a_version_1_store_is_migrated_in_place(db, status_written):
+    from macrobase.store.schema import MIGRATIONS
+
+    os.makedirs(os.path.dirname(db))
+    conn = raw(db)
+    conn.executescript(dict(MIGRATIONS)[1])  # version 1: five tables, pipeline_status made on first use
+    if status_written:
+        conn.executescript(dict(MIGRATIONS)[2])
+        conn.execute("INSERT INTO pipeline_status (pipeline, state, updated_at, restarts) VALUES"
+                     " ('telemetry', 'stopped', '2026-01-01T00:00:00.000000Z', 3)")
+    conn.execute("INSERT INTO checkpoints VALUES ('telemetry', x'00', '2026-01-01T00:00:00.000000Z')")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with SqliteSink(db) as sink:
+        sink.write_status({"pipeline": "telemetry", "state": "running", "events": 5})
+    assert tables(db) == TABLES and raw(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    store = ResultStore(db)
+    assert store.checkpoint("telemetry") == b"\x00"  # what version 1 held is kept
+    status = store.status("telemetry")
+    assert (status["state"], status["events"], status["restarts"]) == ("running", 5, 3 if status_written else None)
+
+
+def test_a_newer_store_is_refused(db):
+    SqliteSink(db).close()
+    conn = raw(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SinkError, match="newer than this program's"):
+        SqliteSink(db)
 
 
 # ---------------------------------------------------------------- Kafka sink against a real broker

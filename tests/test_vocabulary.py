@@ -12,7 +12,6 @@ from contextlib import redirect_stderr, redirect_stdout
 import numpy as np
 import pytest
 
-from connectors.sinks import RATIO_METRICS as STORED_RATIO_METRICS
 from explain import BatchExplainer, StreamingExplainer
 from explain.params import CHOICES, DEFAULTS, DOMAINS, MAX_ORDER, MODES
 from macrobase import cli
@@ -20,6 +19,7 @@ from macrobase.api import API_PREFIX, StoreSource, create_app, explain_defaults
 from macrobase.config import ClassifierConfig, ConfigError, ExplainerConfig, parse_config
 from macrobase.diff import BATCH_DEFAULTS
 from macrobase.openapi import openapi_document
+from macrobase.store import RATIO_METRICS as STORED_RATIO_METRICS
 from operators import MAD, MCD, Percentile, ZScore
 from operators.base import TAILS, OperatorError
 from operators.domains import PERCENTILE, SCORE_CUTOFF

@@ -1,12 +1,12 @@
 """Read side of the SQLite result store, for the HTTP API and the dashboard.
 
 Opens the file read-only (``mode=ro`` URI), so it can never disturb the pipeline that
-writes it (``connectors.sinks.SqliteSink``) and works from any number of processes while
+writes it (:class:`macrobase.store.SqliteSink`) and works from any number of processes while
 that writer runs: SQLite's WAL mode gives every query a consistent snapshot. A store whose
 file or tables do not exist yet (pipeline not started) simply reads as empty.
 
 >>> import tempfile, os
->>> from connectors.sinks import SqliteSink
+>>> from macrobase.store import SqliteSink
 >>> path = os.path.join(tempfile.mkdtemp(), "r.db")
 >>> with SqliteSink(path) as sink:
 ...     _ = sink.write({"pipeline": "t", "emitted_at": "2026-01-01T00:00:00Z", "total": 3,
@@ -28,7 +28,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
-from connectors.sinks import BUSY_TIMEOUT_MS, STATUS_FIELDS, canonical_attributes, iso_utc, parse_iso
+from macrobase.store.jsonutil import canonical_attributes
+from macrobase.store.schema import BUSY_TIMEOUT_MS, STATUS_FIELDS
+from macrobase.store.timeutil import iso_utc, parse_iso
 
 __all__ = ["ResultStore", "SeriesPoint"]
 
@@ -215,7 +217,7 @@ class ResultStore:
         return bytes(rows[0][0]) if rows else None
 
     # ------------------------------------------------------------------ pipeline status
-    # Added for the HTTP API; written by ``SqliteSink.write_status``.
+    # For the HTTP API and the dashboard; written by ``SqliteSink.write_status``.
 
     # A live pipeline rewrites its row with every snapshot (every ``emit_every``). A row
     # that stopped changing means the pipeline or its result store is stuck (a locked,

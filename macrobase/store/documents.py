@@ -1,0 +1,35 @@
+"""Reading result documents: their ratio metric, and explanations in words.
+
+A result document (DESIGN.md, "Explanation semantics") carries each explanation's ratio
+under the configured metric's name. The wording of itemsets and explanations is defined
+once, by the library (``explain.result``), and exposed here so that the store, the API,
+alerts and the dashboard (which imports only ``macrobase``) spell them the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from explain.result import describe, describe_attributes
+
+__all__ = ["RATIO_METRICS", "describe", "describe_attributes", "explanation_ratio"]
+
+#: The ratio metrics a document may carry, in the order :func:`explanation_ratio` looks
+#: for them (``explain.params.CHOICES["ratio_metric"]``; ``tests/test_vocabulary.py``).
+RATIO_METRICS = ("risk_ratio", "global_ratio", "prevalence_ratio")
+
+
+def explanation_ratio(explanation: Mapping[str, Any]) -> float | None:
+    """The ratio of a result document's explanation, whichever metric it carries ("inf" text included).
+
+    >>> explanation_ratio({"attributes": {}, "global_ratio": "inf"}), explanation_ratio({})
+    (inf, None)
+    """
+    for metric in RATIO_METRICS:
+        if metric in explanation:
+            try:
+                return float(explanation[metric])
+            except (TypeError, ValueError):
+                return None
+    return None
