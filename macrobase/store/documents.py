@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from explain.metrics import RATIO_METRICS as _LIBRARY_METRICS
 from explain.result import describe, describe_attributes
 
 __all__ = ["RATIO_METRICS", "describe", "describe_attributes", "explanation_ratio"]
 
-#: The ratio metrics a document may carry, in the order :func:`explanation_ratio` looks
-#: for them (``explain.params.CHOICES["ratio_metric"]``; ``tests/test_vocabulary.py``).
-RATIO_METRICS = ("risk_ratio", "global_ratio", "prevalence_ratio")
+#: The ratio metrics a document may carry (the library's, ``explain.metrics``), in the
+#: order :func:`explanation_ratio` looks for them.
+RATIO_METRICS = tuple(_LIBRARY_METRICS)
 
 
 def explanation_ratio(explanation: Mapping[str, Any]) -> float | None:
