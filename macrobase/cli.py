@@ -17,7 +17,7 @@ class UsageError(ValueError):
 #: Installed packages ``macrobase explain`` never uses but would pay for (DESIGN.md "Startup"):
 #: pyarrow imports pandas on first use, only to recognise pandas objects (~0.15 s); Numba's
 #: first kernel load imports scipy.linalg, only to see whether np.dot and np.linalg have a BLAS
-#: (~0.2 s; no kernel of ours calls them: operators/_kernels.py has its own Cholesky), and cffi,
+#: (~0.2 s; no kernel of ours calls them: operators/_linalg.py has its own Cholesky), and cffi,
 #: only to type cffi functions (~0.02 s; we pass none). A command-line explain is one process
 #: doing one thing, so it declines them for the process; ``main([...])`` called from another
 #: program leaves that program's imports alone.

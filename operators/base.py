@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from operators import _kernels as K
+from operators import _univariate as K
 from operators.domains import PERCENTILE, SCORE_CUTOFF
 from operators.estimator import Estimator, OperatorError, ParameterError
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from operators import _kernels as K
+from operators import _univariate as K
 from operators.base import UnivariateScorer
 
 #: 1 / Phi^-1(3/4): makes the MAD a consistent estimator of sigma under normality.

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from operators import _kernels as K
+from operators import _chi2, _fastmcd, _linalg
 from operators.base import Classifier, OperatorError, as_2d, check_cutoff, check_tail
 from operators.domains import Interval
 from operators.estimator import OrNone, RandomState
@@ -30,8 +30,8 @@ def _consistency_factor(d: int, alpha: float) -> float:
     factor scikit-learn's MinCovDet applies)."""
     if alpha >= 1.0:
         return 1.0
-    q = K.chi2_ppf(alpha, float(d))
-    return alpha / K.chi2_cdf(q, float(d + 2))
+    q = _chi2.chi2_ppf(alpha, float(d))
+    return alpha / _chi2.chi2_cdf(q, float(d + 2))
 
 
 def _rng(random_state: Any) -> np.random.Generator:
@@ -142,7 +142,7 @@ class MCD(Classifier):
         # One random permutation per start: the kernel starts from its first d+1 rows
         # and walks further along it only if those are singular.
         perms = rng.permuted(np.tile(np.arange(n, dtype=np.int64), (n_starts, 1)), axis=1)
-        return K.random_starts(X, h, perms, 2)
+        return _fastmcd.random_starts(X, h, perms, 2)
 
     def _raw_fastmcd(self, X: np.ndarray, h: int, rng: np.random.Generator):
         n, d = X.shape
@@ -151,7 +151,7 @@ class MCD(Classifier):
             locs, covs, lds = self._best(locs, covs, lds, _N_BEST)
             if len(lds) == 0:
                 return None
-            locs, covs, lds = K.refine(X, h, locs, covs, self.max_iter)
+            locs, covs, lds = _fastmcd.refine(X, h, locs, covs, self.max_iter)
         else:
             n_merged = min(_MERGED_SIZE, n)
             merged = X[rng.permutation(n)[:n_merged]]
@@ -171,17 +171,17 @@ class MCD(Classifier):
             if len(locs) == 0:
                 return None
             h_merged = min(n_merged, int(math.ceil(n_merged * h / n)))
-            locs, covs, lds = K.refine(merged, h_merged, locs, covs, self.max_iter)
+            locs, covs, lds = _fastmcd.refine(merged, h_merged, locs, covs, self.max_iter)
             locs, covs, lds = self._best(locs, covs, lds, _N_BEST)
             if len(lds) == 0:
                 return None
             # Full data: two C-steps for every survivor, convergence for the best few
             # (each full-data C-step costs O(n d^2), so we do not converge all ten).
-            locs, covs, lds = K.refine(X, h, locs, covs, 2)
+            locs, covs, lds = _fastmcd.refine(X, h, locs, covs, 2)
             locs, covs, lds = self._best(locs, covs, lds, _N_CONVERGE_FULL)
             if len(lds) == 0:
                 return None
-            locs, covs, lds = K.refine(X, h, locs, covs, self.max_iter)
+            locs, covs, lds = _fastmcd.refine(X, h, locs, covs, self.max_iter)
         i = int(np.argmin(lds))
         if not np.isfinite(lds[i]):
             return None
@@ -200,7 +200,7 @@ class MCD(Classifier):
         rng = _rng(self.random_state)
         if d == 1:
             xs = np.sort(X[:, 0])
-            m, v = K.univariate_mcd(xs, h)
+            m, v = _fastmcd.univariate_mcd(xs, h)
             raw = (np.array([m]), np.array([[v]])) if v > 0 else None
         else:
             raw = self._raw_fastmcd(X, h, rng)
@@ -213,20 +213,20 @@ class MCD(Classifier):
         # 1) consistency at the normal model for the raw (h-subset) covariance
         c1 = _consistency_factor(d, h / n)
         raw_cov = raw_cov * c1
-        L, ok = K.cholesky(raw_cov)
-        d2 = K.sq_mahalanobis(X, raw_loc, L)
+        L, ok = _linalg.cholesky(raw_cov)
+        d2 = _linalg.sq_mahalanobis(X, raw_loc, L)
         # 2) reweighting: keep rows inside the 97.5% chi-square ellipsoid
-        mask = d2 < K.chi2_ppf(_REWEIGHT_Q, float(d))
-        loc, cov = K.mean_cov_mask(X, mask)
+        mask = d2 < _chi2.chi2_ppf(_REWEIGHT_Q, float(d))
+        loc, cov = _linalg.mean_cov_mask(X, mask)
         # 3) consistency again, for the 97.5%-trimmed covariance
         cov = cov * _consistency_factor(d, _REWEIGHT_Q)
-        L, ok = K.cholesky(cov)
+        L, ok = _linalg.cholesky(cov)
         if not ok:
             raise OperatorError("MCD: reweighted covariance is singular; X needs more variety")
-        dist = np.sqrt(K.sq_mahalanobis(X, loc, L))
+        dist = np.sqrt(_linalg.sq_mahalanobis(X, loc, L))
 
         if cut is None:
-            threshold = math.sqrt(K.chi2_ppf(_REWEIGHT_Q, float(d)))
+            threshold = math.sqrt(_chi2.chi2_ppf(_REWEIGHT_Q, float(d)))
         elif cut[0] == "score":
             threshold = cut[1]
         else:
@@ -254,8 +254,8 @@ class MCD(Classifier):
     def score(self, X: Any) -> np.ndarray:
         """Mahalanobis distance (not squared) of every row, float64."""
         X = self._X(X)
-        L, _ = K.cholesky(self.covariance_)
-        return np.sqrt(K.sq_mahalanobis(X, self.location_, L))
+        L, _ = _linalg.cholesky(self.covariance_)
+        return np.sqrt(_linalg.sq_mahalanobis(X, self.location_, L))
 
     def predict(self, X: Any) -> np.ndarray:
         """True where the distance is >= threshold_."""

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from operators import _kernels as K
+from operators import _univariate as K
 from operators.base import TAILS, Classifier, as_1d, check_percentile, check_tail
 
 

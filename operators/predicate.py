@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from operators import _kernels as K
+from operators import _univariate as K
 from operators.base import Classifier, as_1d
 from operators.estimator import OneOf, ParameterError
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from operators import _kernels as K
+from operators import _reservoir as K
 from operators.base import OperatorError
 from operators.domains import Interval
 from operators.estimator import Estimator, RandomState

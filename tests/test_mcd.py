@@ -11,7 +11,7 @@ import scipy.stats
 from sklearn.covariance import MinCovDet
 
 from operators import MAD, MCD
-from operators import _kernels as K
+from operators import _chi2 as K
 
 
 def contaminated(n, d, frac=0.1, seed=0):
