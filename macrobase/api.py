@@ -53,7 +53,6 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from macrobase.store import strict_json
 from macrobase.api_auth import AuthPolicy, is_loopback
 from macrobase.api_http import API_PREFIX, ApiError, error_response
 from macrobase.api_metrics import MAX_METRIC_EXPLANATIONS, prometheus_text
@@ -72,7 +71,6 @@ __all__ = [
     "install_api",
     "is_loopback",
     "prometheus_text",
-    "strict_json",
 ]
 
 LOG = logging.getLogger("macrobase.api")
