@@ -18,10 +18,21 @@ Here both readers behave the same: ``poll()``, ``commit()``, ``committed()``,
 ``beginning_offset()`` and ``end_offset()`` raise :class:`BrokerUnavailable` when the
 broker cannot be reached (for an empty poll this is checked by a TCP connect to the
 bootstrap servers, at most once per ``probe_interval_s``). The reader stays usable: call
-again with backoff; it resumes when the broker is back. Non-retriable errors (bad topic
+again with backoff; it resumes when the broker is back. Opening a reader while the broker
+is away does not fail either (kafka-python's consumer, which connects in its constructor,
+is then created on first use). Non-retriable errors (bad topic
 configuration, authorisation) are raised as :class:`KafkaClientError`. If the broker lost
 its data (embedded broker: memory storage), an idle reader whose position is beyond the
 new end restarts from the earliest offset (checked at most once per ``probe_interval_s``).
+
+Readers never create topics. A broker that allows auto-creation (Tansu does, with 4
+partitions) would otherwise create a missing source topic from a reader's metadata
+request: a broker that restarted empty then gets the topic back before its owner re-creates
+it with the intended partitions. kafka-python 3.0.12 drops the consumer's
+``allow_auto_create_topics`` on its way to the metadata client, so it is set there too
+(:func:`_no_topic_auto_creation`); librdkafka consumers get ``allow.auto.create.topics``
+false. A reader of a missing topic polls nothing and its offset look-ups raise
+:class:`BrokerUnavailable` until the topic exists.
 
 Tansu 0.6 answers ListOffsets(latest) with the last record batch's *base* offset + 1, so
 ``end_offset()`` fetches that batch with a side consumer to learn the true high watermark.
@@ -236,9 +247,22 @@ def open_partition_reader(
 # ----------------------------------------------------------------------- kafka-python
 
 
+def _no_topic_auto_creation(consumer) -> None:
+    """Make a kafka-python consumer's metadata requests forbid topic auto-creation.
+
+    kafka-python 3.0.12 accepts ``allow_auto_create_topics=False`` but builds its
+    ``ClusterMetadata`` without it (default True), so every metadata refresh of an assigned
+    topic that does not exist asks the broker to create it. Set it where the requests are made.
+    """
+    cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
+    config = getattr(cluster, "config", None)
+    if isinstance(config, dict):
+        config["allow_auto_create_topics"] = False
+
+
 class _KafkaPythonReader(PartitionReader):
     def __init__(self, servers, topic, partition, group_id, backoff_s, probe_s, timeout_s):
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import TopicPartition
 
         self.client, self.topic, self.partition, self.group_id = "kafka-python", topic, partition, group_id
         self._timeout_s = timeout_s
@@ -247,17 +271,44 @@ class _KafkaPythonReader(PartitionReader):
         self._tp = TopicPartition(topic, partition)
         self._servers = servers
         self._side = None  # lazily created consumer for end_offset(); see there
+        self._backoff_s = backoff_s
+        self._consumer = None
+        # kafka-python's consumer bootstraps in its constructor and raises when the broker
+        # cannot be reached. A reader opened during an outage (a runner resuming the read
+        # in another worker) must not fail for that: it connects on first use instead,
+        # and every call raises BrokerUnavailable until the broker is back.
         try:
-            self._c = KafkaConsumer(
-                bootstrap_servers=servers, group_id=group_id, enable_auto_commit=False,
-                auto_offset_reset="earliest", reconnect_backoff_max_ms=int(backoff_s * 1000),
-                request_timeout_ms=max(int(timeout_s * 1000), 1000) + 30_000,
-                bootstrap_timeout_ms=int(timeout_s * 1000),
+            self._connect()
+        except BrokerUnavailable:
+            pass
+
+    def _connect(self):
+        from kafka import KafkaConsumer
+
+        if not self._probe.reachable(force=True):  # fail fast instead of a bootstrap timeout
+            raise BrokerUnavailable(f"connect on {self.topic}[{self.partition}]: broker unreachable")
+        try:
+            consumer = KafkaConsumer(
+                bootstrap_servers=self._servers, group_id=self.group_id, enable_auto_commit=False,
+                allow_auto_create_topics=False,
+                auto_offset_reset="earliest", reconnect_backoff_max_ms=int(self._backoff_s * 1000),
+                request_timeout_ms=max(int(self._timeout_s * 1000), 1000) + 30_000,
+                bootstrap_timeout_ms=int(self._timeout_s * 1000),
                 max_poll_records=100_000, fetch_max_bytes=64 << 20, max_partition_fetch_bytes=16 << 20,
             )
         except Exception as e:
             raise self._translate(e, "connect") from e
-        self._c.assign([self._tp])
+        _no_topic_auto_creation(consumer)
+        consumer.assign([self._tp])
+        if self._position is not None:  # a seek() made before the connection
+            consumer.seek(self._tp, self._position)
+        self._consumer = consumer
+        return consumer
+
+    @property
+    def _c(self):
+        """The consumer, connected now if it could not be before (BrokerUnavailable if still not)."""
+        return self._consumer if self._consumer is not None else self._connect()
 
     def _translate(self, e: Exception, what: str) -> Exception:
         from kafka import errors as ke
@@ -294,14 +345,18 @@ class _KafkaPythonReader(PartitionReader):
 
             self._side = self._call("end probe", KafkaConsumer, bootstrap_servers=self._servers,
                                     enable_auto_commit=False, reconnect_backoff_max_ms=1000,
+                                    allow_auto_create_topics=False,
                                     max_poll_records=1, bootstrap_timeout_ms=int(self._timeout_s * 1000))
+            _no_topic_auto_creation(self._side)
             self._side.assign([self._tp])
         self._side.seek(self._tp, hi - 1)
         self._call("end probe", self._side.poll, timeout_ms=int(self._timeout_s * 1000), max_records=1)
         return max(hi, int(self._side.highwater(self._tp) or 0))
 
     def _cached_high_watermark(self) -> int | None:
-        hw = self._c.highwater(self._tp)
+        if self._consumer is None:
+            return None
+        hw = self._consumer.highwater(self._tp)
         return None if hw is None else int(hw)
 
     def committed(self) -> int | None:
@@ -311,7 +366,8 @@ class _KafkaPythonReader(PartitionReader):
         return None if off is None or off < 0 else int(off)
 
     def seek(self, offset: int) -> None:
-        self._c.seek(self._tp, int(offset))
+        if self._consumer is not None:  # else applied when it connects
+            self._consumer.seek(self._tp, int(offset))
         self._position = int(offset)
 
     def poll(self, max_records: int, timeout_s: float) -> RawPoll:
@@ -333,13 +389,17 @@ class _KafkaPythonReader(PartitionReader):
         self._need_group()
         if not self._probe.reachable(force=True):  # fail fast instead of a request timeout
             raise BrokerUnavailable(f"commit on {self.topic}[{self.partition}]: broker unreachable")
-        self._call("commit", self._c.commit, {self._tp: OffsetAndMetadata(int(next_offset), "", -1)})
+        # Bounded like the look-ups: kafka-python retries a retriable failure (a topic that is
+        # gone, say) for the whole request timeout otherwise, and the caller can defer a commit.
+        self._call("commit", self._c.commit, {self._tp: OffsetAndMetadata(int(next_offset), "", -1)},
+                   timeout_ms=int(self._timeout_s * 1000))
 
     def close(self) -> None:
         try:
             if self._side is not None:
                 self._side.close(autocommit=False)
-            self._c.close(autocommit=False)
+            if self._consumer is not None:
+                self._consumer.close(autocommit=False)
         except Exception:  # closing a reader of a dead broker must not raise
             logging.getLogger(__name__).debug("close failed", exc_info=True)
 
@@ -364,6 +424,7 @@ class _ConfluentReader(PartitionReader):
             "group.id": group_id or f"macrobase-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False, "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest", "enable.partition.eof": False,
+            "allow.auto.create.topics": False,  # librdkafka's default; readers never create topics
             "reconnect.backoff.max.ms": int(backoff_s * 1000),
             "socket.timeout.ms": max(int(timeout_s * 1000), 10),
             "error_cb": self._on_error, "log_level": 3,
@@ -421,6 +482,7 @@ class _ConfluentReader(PartitionReader):
             self._side = Consumer({"bootstrap.servers": self._conf["bootstrap.servers"],
                                    "group.id": f"macrobase-end-probe-{uuid.uuid4().hex}",
                                    "enable.auto.commit": False, "log_level": 3, "fetch.wait.max.ms": 10,
+                                   "allow.auto.create.topics": False,
                                    "reconnect.backoff.max.ms": self._conf["reconnect.backoff.max.ms"]})
         tp = self._TP(self.topic, self.partition, hi - 1)
         self._side.assign([tp])
