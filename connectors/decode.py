@@ -97,6 +97,13 @@ class DecodedBatch:
 # --------------------------------------------------------------------------- metrics
 
 
+def _one_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one contiguous array (a chunked one with several chunks is combined)."""
+    if isinstance(arr, pa.ChunkedArray):
+        return arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    return arr
+
+
 def metric_to_float64(arr: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     """Convert a column of any type to finite float64 values, vectorised.
 
@@ -109,10 +116,8 @@ def metric_to_float64(arr: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.nda
         >>> v.to_pylist(), c.tolist()
         ([1.5, None, None, None, None], [0, 1, 2, 3, 1])
     """
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    n = len(arr)
-    t = arr.type
+    arr = _one_array(arr)
+    n, t = len(arr), arr.type
     codes = np.zeros(n, dtype=np.int8)
     if n == 0:
         return pa.array([], pa.float64()), codes
@@ -189,10 +194,8 @@ def event_time_to_ms(arr: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nd
         >>> ms[0], ok.tolist()
         (np.int64(1000), [True, False, False])
     """
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    n = len(arr)
-    t = arr.type
+    arr = _one_array(arr)
+    n, t = len(arr), arr.type
     out = np.zeros(n, dtype=np.int64)
     if n == 0:
         return out, np.zeros(0, dtype=bool)
