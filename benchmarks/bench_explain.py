@@ -571,10 +571,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     # ---- 4b./5. in process, the small table in memory
     import pyarrow.parquet as pq
 
+    from connectors.files import read_file
     from macrobase.diff import DiffRequest, run_diff
 
     N, label = small["rows"], _label(small["rows"])
-    table = pq.read_table(small["parquet"], columns=[METRIC, *attributes])
+    # Read as `macrobase explain` does (chunks of its CHUNK_ROWS, not Parquet's 128k-row batches).
+    table = read_file(small["parquet"], (METRIC,), attributes).table
     req = DiffRequest(metrics=(METRIC,), attributes=tuple(attributes), classifier="mad", score_cutoff=MAD_CUTOFF,
                       explainer=dict(min_support=MIN_SUPPORT, min_ratio=MIN_RATIO, max_order=MAX_ORDER,
                                      mode="refined"))
@@ -599,8 +601,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         timings["mlxtend"] = mlx_times
         agreement[f"mlxtend_{label}"] = same(ours_sig, mlx_found)
         del df
-    notes.append(f"in-process cases: {label} table read from Parquet first (not timed), one untimed warm-up "
-                 f"of run_diff" + ("" if args.skip_mlxtend else
+    notes.append(f"in-process cases: {label} table read first (connectors.files.read_file, not timed), one "
+                 f"untimed warm-up of run_diff" + ("" if args.skip_mlxtend else
                                    " (mlxtend: none); run_diff threads=1 vs mlxtend is one thread each"))
     del table
 
