@@ -77,12 +77,17 @@ class CodeSpace(Sequence):
         local, dictionary = dictionary_codes(column)
         with self._lock:
             lut = self._lookup(dictionary)
-        return remap_codes(local, lut)
+        # Batches of one Parquet column chunk or one table share its dictionary: their
+        # codes are the shared ones already, and the remap pass is skipped.
+        codes = local if lut is None else remap_codes(local, lut)
+        codes.flags.writeable = False  # one array type for every batch (Numba types tuples by it)
+        return codes
 
-    def _lookup(self, dictionary: pa.Array) -> np.ndarray:
+    def _lookup(self, dictionary: pa.Array) -> np.ndarray | None:
+        """The map from a batch's codes to the shared ones; None when it is the identity."""
         if self._values is None:
             self._values = dictionary
-            return np.arange(len(dictionary), dtype=np.int32)
+            return None
         if dictionary.type != self._values.type:
             dictionary = _common_type(dictionary, self._values.type)
         found = pc.index_in(dictionary, value_set=self._values)
@@ -91,7 +96,7 @@ class CodeSpace(Sequence):
         if new.any():
             lut[new] = np.arange(len(self._values), len(self._values) + int(new.sum()), dtype=np.int32)
             self._values = pa.concat_arrays([self._values, dictionary.filter(pa.array(new))])
-        return lut
+        return None if np.array_equal(lut, np.arange(len(lut), dtype=np.int32)) else lut
 
     def __len__(self) -> int:
         return 0 if self._values is None else len(self._values)
