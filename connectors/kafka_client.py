@@ -37,9 +37,20 @@ false. A reader of a missing topic polls nothing and its offset look-ups raise
 Tansu 0.6 answers ListOffsets(latest) with the last record batch's *base* offset + 1, so
 ``end_offset()`` fetches that batch with a side consumer to learn the true high watermark.
 
-Example:
-    >>> r = open_partition_reader("kafka-python", ["127.0.0.1:9092"], "t", 0, "g")  # doctest: +SKIP
-    >>> p = r.poll(10_000, 0.5); r.commit(int(p.offsets[-1]) + 1)                    # doctest: +SKIP
+Example (against the embedded broker):
+    >>> from connectors.broker import EmbeddedBroker
+    >>> with EmbeddedBroker() as b:
+    ...     create_topic([b.bootstrap], "doc", 1)
+    ...     _ = produce_json([b.bootstrap], "doc", [{"m": 1}, {"m": 2}], partition=0)
+    ...     r = open_partition_reader("kafka-python", [b.bootstrap], "doc", 0, "g")
+    ...     got = []
+    ...     for _ in range(60):  # a poll may return part of what is there
+    ...         got += r.poll(10_000, 1.0).values
+    ...         if len(got) == 2:
+    ...             break
+    ...     r.commit(2); committed = r.committed(); r.close()
+    >>> got, committed
+    ([b'{"m":1}', b'{"m":2}'], 2)
 """
 
 from __future__ import annotations
