@@ -228,14 +228,18 @@ def duckdb_reference(path: str, metric: str, attributes: Sequence[str], threads:
         outlier, oparams = f"(({x} - ?) / ? >= ?)", [med, scale, MAD_CUTOFF]
     else:
         outlier, oparams = f"({x} > ?)", [med]
-    cols = ", ".join(_ident(a) for a in attributes)
-    flags = ", ".join(f"GROUPING({_ident(a)})" for a in attributes)
 
-    singles = query(
-        "singles",
-        f"SELECT {flags}, {cols}, sum(o), count(*) FROM "
-        f"(SELECT {cols}, CAST({outlier} AS INTEGER) AS o FROM {src} WHERE {keep}) "
-        f"GROUP BY GROUPING SETS ((), {', '.join(f'({_ident(a)})' for a in attributes)})", oparams)
+    def grouping_query(name: str, attrs: Sequence[str], select: str, sets: str, having: str = "",
+                params: Sequence[Any] = ()) -> list[tuple]:
+        """Per grouping set: GROUPING() flags, the attributes, outliers and rows."""
+        flags = ", ".join(f"GROUPING({_ident(a)})" for a in attrs)
+        cols = ", ".join(_ident(a) for a in attrs)
+        return query(name, f"SELECT {flags}, {cols}, sum(o), count(*) FROM "
+                           f"(SELECT {select}, CAST({outlier} AS INTEGER) AS o FROM {src} WHERE {keep}) "
+                           f"GROUP BY GROUPING SETS ({sets}){having}", [*oparams, *params])
+
+    singles = grouping_query("singles", attributes, ", ".join(_ident(a) for a in attributes),
+                      "(), " + ", ".join(f"({_ident(a)})" for a in attributes))
     k = len(attributes)
     ((O, N),) = [(int(r[-2]), int(r[-1])) for r in singles if all(r[:k])]
     frequent: dict[str, list[str]] = {a: [] for a in attributes}
@@ -252,14 +256,8 @@ def duckdb_reference(path: str, metric: str, attributes: Sequence[str], threads:
         sets = ", ".join("(" + ", ".join(_ident(a) for a in combo) + ")"
                          for order in range(1, MAX_ORDER + 1) for combo in combinations(live, order))
         present = " AND ".join(f"(GROUPING({_ident(a)}) = 1 OR {_ident(a)} IS NOT NULL)" for a in live)
-        lcols = ", ".join(_ident(a) for a in live)
-        lflags = ", ".join(f"GROUPING({_ident(a)})" for a in live)
-        rows = query(
-            "grouping_sets",
-            f"SELECT {lflags}, {lcols}, sum(o), count(*) FROM "
-            f"(SELECT {pruned}, CAST({outlier} AS INTEGER) AS o FROM {src} WHERE {keep}) "
-            f"GROUP BY GROUPING SETS ({sets}) "
-            f"HAVING {present} AND CAST(sum(o) AS DOUBLE) / ? >= ?", [*oparams, O, MIN_SUPPORT])
+        rows = grouping_query("grouping_sets", live, pruned, sets,
+                       f" HAVING {present} AND CAST(sum(o) AS DOUBLE) / ? >= ?", [O, MIN_SUPPORT])
         m = len(live)
         for r in rows:
             items = {live[j]: r[m + j] for j in range(m) if not r[j]}
