@@ -151,7 +151,7 @@ def run_diff_passes(source: BatchSource, req: DiffRequest, threads: int | None =
             classifier.fit_passes(lambda: (metric_matrix(fb.batch, req.metrics)
                                            for fb in source.batches(columns=req.metrics)), n, mapper)
         else:
-            classifier.fit(np.concatenate(kept) if len(req.metrics) == 1 else np.vstack(kept))
+            classifier.fit(np.concatenate(kept))  # rows of 1-D (one metric) or 2-D arrays
             del kept
         found = explainer.explain_passes(lambda: (fb.batch for fb in source.batches()), req.attributes,
                                          spaces, chunk_of=_coder(classifier, req, spaces), mapper=mapper)
